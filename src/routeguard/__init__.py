@@ -1,0 +1,1 @@
+"""routeguard: governed model routing for AI agents."""

@@ -1,0 +1,229 @@
+"""The typed, immutable configuration bundle (CONTRACT §1).
+
+Every default lives in :mod:`routeguard.core.defaults`; these classes only hold values.
+Parsing from plain data is in :mod:`routeguard.core.parse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from routeguard.core import defaults as D
+
+__all__ = [
+    "Approval",
+    "Arm",
+    "Bundle",
+    "Canary",
+    "Cost",
+    "Endpoint",
+    "Fallback",
+    "HealthConfig",
+    "Limits",
+    "Match",
+    "Model",
+    "Notifier",
+    "Policy",
+    "Profile",
+    "RetryConfig",
+    "SafeModeAuto",
+    "Terminal",
+    "TerminalAction",
+]
+
+
+class TerminalAction(str, Enum):
+    SUSPEND = "suspend"
+    HUMAN_QUEUE = "human_queue"
+    READ_ONLY = "read_only"
+    STATIC_RESPONSE = "static_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    type: str = "openai"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    input_per_1m: float = 0.0
+    output_per_1m: float = 0.0
+
+    def estimate_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_1m + output_tokens * self.output_per_1m) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str
+    provider: str
+    endpoint: Endpoint
+    capabilities: frozenset[str]
+    clearance: str
+    cost: Cost = Cost()
+    modalities: frozenset[str] = D.MODALITIES
+    context_window: int | None = None
+    regions: frozenset[str] | None = None
+    languages: frozenset[str] | None = None
+    limits: Limits | None = None
+    trusted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    requires: frozenset[str] = frozenset()
+    capabilities: frozenset[str] | None = None  # the ceiling; None = no ceiling
+    data_class: str = "public"
+    regions: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    model: str
+    profile: str
+    by: str = ""
+    evidence: str = ""
+    expires: str | None = None  # ISO date (YYYY-MM-DD) inclusive; None = no expiry
+
+    @property
+    def ref(self) -> str:
+        return self.evidence or f"{self.model}@{self.profile}"
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    name: str
+    type: str  # webhook | slack | email
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    model: str
+    weight: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    model: str
+    on: frozenset[str] = D.FALLBACK_ON
+    after_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    action: TerminalAction = TerminalAction.SUSPEND
+    queue: str | None = None
+    response: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    attempts: int = D.RETRY_ATTEMPTS
+    backoff_s: float = D.RETRY_BACKOFF_S
+    backoff_max_s: float = D.RETRY_BACKOFF_MAX_S
+    on: frozenset[str] = D.RETRYABLE_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    window_s: float = D.HEALTH_WINDOW_S
+    min_samples: int = D.HEALTH_MIN_SAMPLES
+    error_rate: float = D.HEALTH_ERROR_RATE
+    degraded_error_rate: float = D.HEALTH_DEGRADED_ERROR_RATE
+    timeout_rate: float = D.HEALTH_TIMEOUT_RATE
+    p95_latency_s: float | None = None
+    cooldown_s: float = D.HEALTH_COOLDOWN_S
+    cooldown_max_s: float = D.HEALTH_COOLDOWN_MAX_S
+    probes: int = D.HEALTH_PROBES
+    min_dwell_s: float = D.HEALTH_MIN_DWELL_S
+    stale_after_s: float = D.HEALTH_STALE_AFTER_S
+    consecutive_failures: int = D.HEALTH_CONSECUTIVE_FAILURES
+    max_probes_in_flight: int = D.HEALTH_MAX_PROBES_IN_FLIGHT
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    percent: float
+    step_s: float = D.CANARY_STEP_S
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    agent: str | None = None
+    task_types: frozenset[str] | None = None
+    tenants: frozenset[str] | None = None
+    tags: frozenset[str] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.agent is None and not self.task_types and not self.tenants and not self.tags
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    profile: str
+    primary: tuple[Arm, ...]
+    fallbacks: tuple[Fallback, ...] = ()
+    match: Match = Match()
+    terminal: Terminal = Terminal()
+    timeout_s: float = D.TIMEOUT_S
+    retry: RetryConfig = RetryConfig()
+    health: HealthConfig = HealthConfig()
+    budget_usd: float | None = None
+    canary: Canary | None = None
+    overrides: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+
+    @property
+    def agent(self) -> str:
+        """The agent this policy serves: ``match.agent``, else the policy key."""
+        return self.match.agent if self.match.agent is not None else self.name
+
+    @property
+    def primary_models(self) -> tuple[str, ...]:
+        return tuple(a.model for a in self.primary)
+
+
+@dataclass(frozen=True, slots=True)
+class SafeModeAuto:
+    fallback_failure_rate: float = D.SAFE_MODE_FALLBACK_FAILURE_RATE
+    window_s: float = D.SAFE_MODE_WINDOW_S
+    min_samples: int = D.SAFE_MODE_MIN_SAMPLES
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    data_classes: tuple[str, ...]
+    models: Mapping[str, Model]
+    profiles: Mapping[str, Profile]
+    approvals: tuple[Approval, ...]
+    notifiers: Mapping[str, Notifier]
+    policies: Mapping[str, Policy]
+    safe_mode_auto: SafeModeAuto | None = None
+
+    def data_class_rank(self, name: str) -> int:
+        """Position of ``name`` in the ordered data classes; -1 when unknown."""
+        try:
+            return self.data_classes.index(name)
+        except ValueError:
+            return -1

@@ -1,0 +1,402 @@
+"""Plain data (from YAML or JSON) into the typed, immutable bundle. Unknown keys are refused with their path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any
+
+from routeguard.core import defaults as D
+from routeguard.core.fields import FieldReader
+from routeguard.core.findings import BundleError, Finding
+from routeguard.core.model import (
+    Approval,
+    Arm,
+    Bundle,
+    Canary,
+    Cost,
+    Endpoint,
+    Fallback,
+    HealthConfig,
+    Limits,
+    Match,
+    Model,
+    Notifier,
+    Policy,
+    Profile,
+    RetryConfig,
+    SafeModeAuto,
+    Terminal,
+    TerminalAction,
+)
+
+__all__ = ["BundleError", "Finding", "parse_bundle"]
+
+_TOP = frozenset({"data_classes", "models", "profiles", "approvals", "notifiers", "policies", "safe_mode"})
+_MODEL = frozenset(
+    {"provider", "endpoint", "capabilities", "modalities", "context_window", "clearance", "regions", "cost",
+     "languages", "limits", "trusted", "description"}
+)
+_ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
+_PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
+_APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
+_NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers"})
+_POLICY = frozenset(
+    {"profile", "match", "primary", "fallbacks", "terminal", "timeout", "retry", "health", "budget", "canary",
+     "overrides", "notify", "description"}
+)
+_MATCH = frozenset({"agent", "task_types", "tenants", "tags"})
+_FALLBACK = frozenset({"model", "on", "after"})
+_TERMINAL = frozenset({"action", "queue", "response", "message"})
+_RETRY = frozenset({"attempts", "backoff", "backoff_max", "on"})
+_HEALTH = frozenset(
+    {"window", "min_samples", "error_rate", "degraded_error_rate", "p95_latency", "timeout_rate", "cooldown",
+     "cooldown_max", "probes", "min_dwell", "stale_after", "consecutive_failures", "max_probes_in_flight"}
+)
+_ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
+_NOTIFIER_TYPES = frozenset({"webhook", "slack", "email"})
+_ACTIONS = frozenset(a.value for a in TerminalAction)
+
+
+def parse_bundle(
+    raw: object, *, line_of: Callable[[str], int | None] | None = None, source: str | None = None
+) -> Bundle:
+    """Parse ``raw`` into a :class:`Bundle`; raise :class:`BundleError` listing every schema finding."""
+    r = FieldReader(line_of, source)
+    top = r.mapping("", raw, _TOP)
+    data_classes = _data_classes(r, top)
+    models = {k: _model(r, f"models.{k}", v) for k, v in r.mapping("models", top.get("models", {}), None).items()}
+    profiles = {
+        k: _profile(r, f"profiles.{k}", v) for k, v in r.mapping("profiles", top.get("profiles", {}), None).items()
+    }
+    approvals = _approvals(r, top.get("approvals", []))
+    notifiers = {
+        k: _notifier(r, f"notifiers.{k}", v)
+        for k, v in r.mapping("notifiers", top.get("notifiers", {}), None).items()
+    }
+    policies = {
+        k: _policy(r, f"policies.{k}", k, v)
+        for k, v in r.mapping("policies", top.get("policies", {}), None).items()
+    }
+    if "policies" in top and not policies and not r.findings:
+        r.error("policies", "at least one policy is required")
+    safe_auto = _safe_mode(r, top.get("safe_mode"))
+    for name, model in models.items():
+        if model.clearance not in data_classes:
+            r.error(f"models.{name}.clearance", f"unknown data class {model.clearance!r} (known: {', '.join(data_classes)})")
+    for name, profile in profiles.items():
+        if profile.data_class not in data_classes:
+            r.error(
+                f"profiles.{name}.data_class",
+                f"unknown data class {profile.data_class!r} (known: {', '.join(data_classes)})",
+            )
+    if r.findings:
+        raise BundleError(r.findings)
+    return Bundle(
+        data_classes=data_classes,
+        models=MappingProxyType(models),
+        profiles=MappingProxyType(profiles),
+        approvals=tuple(approvals),
+        notifiers=MappingProxyType(notifiers),
+        policies=MappingProxyType(policies),
+        safe_mode_auto=safe_auto,
+    )
+
+
+def _data_classes(r: FieldReader, top: Mapping[str, Any]) -> tuple[str, ...]:
+    if "data_classes" not in top:
+        return D.DATA_CLASSES
+    items = r.string_list("data_classes", top["data_classes"])
+    if not items:
+        r.error("data_classes", "must list at least one data class, least sensitive first")
+        return D.DATA_CLASSES
+    if len(set(items)) != len(items):
+        r.error("data_classes", "data classes must be unique")
+    return tuple(items)
+
+
+def _model(r: FieldReader, path: str, value: object) -> Model:
+    m = r.mapping(path, value, _MODEL)
+    ep_raw = r.mapping(f"{path}.endpoint", m.get("endpoint", {}), _ENDPOINT)
+    endpoint = Endpoint(
+        type=r.choice(ep_raw, f"{path}.endpoint", "type", _ENDPOINT_TYPES, "openai"),
+        base_url=r.string(ep_raw, f"{path}.endpoint", "base_url", None),
+        model=r.string(ep_raw, f"{path}.endpoint", "model", None),
+        api_key_env=r.string(ep_raw, f"{path}.endpoint", "api_key_env", None),
+    )
+    cost_raw = r.mapping(f"{path}.cost", m.get("cost", {}), frozenset({"input_per_1m", "output_per_1m"}))
+    cost = Cost(
+        input_per_1m=r.number(cost_raw, f"{path}.cost", "input_per_1m", 0.0),
+        output_per_1m=r.number(cost_raw, f"{path}.cost", "output_per_1m", 0.0),
+    )
+    limits = None
+    if m.get("limits") is not None:
+        lim = r.mapping(f"{path}.limits", m["limits"], frozenset({"rpm", "tpm"}))
+        rpm = r.number(lim, f"{path}.limits", "rpm", None, minimum=1, integer=True)
+        tpm = r.number(lim, f"{path}.limits", "tpm", None, minimum=1, integer=True)
+        limits = Limits(rpm=int(rpm) if rpm is not None else None, tpm=int(tpm) if tpm is not None else None)
+    window = r.number(m, path, "context_window", None, minimum=1, integer=True)
+    caps = r.strings(m, path, "capabilities")
+    if caps is None:
+        r.required(m, path, "capabilities")
+    return Model(
+        name=path.split(".", 1)[1],
+        provider=r.string(m, path, "provider", "unknown"),
+        endpoint=endpoint,
+        capabilities=caps or frozenset(),
+        clearance=str(r.string(m, path, "clearance", "public", required=True)),
+        cost=cost,
+        modalities=r.strings(m, path, "modalities") or D.MODALITIES,
+        context_window=int(window) if window is not None else None,
+        regions=r.strings(m, path, "regions"),
+        languages=r.strings(m, path, "languages"),
+        limits=limits,
+        trusted=r.boolean(m, path, "trusted", False),
+    )
+
+
+def _profile(r: FieldReader, path: str, value: object) -> Profile:
+    p = r.mapping(path, value, _PROFILE)
+    return Profile(
+        name=path.split(".", 1)[1],
+        requires=r.strings(p, path, "requires") or frozenset(),
+        capabilities=r.strings(p, path, "capabilities"),
+        data_class=str(r.string(p, path, "data_class", "public", required=True)),
+        regions=r.strings(p, path, "regions"),
+    )
+
+
+def _approvals(r: FieldReader, value: object) -> list[Approval]:
+    if not isinstance(value, list):
+        r.error("approvals", "expected a list of {model, profile, by, evidence, expires}")
+        return []
+    out: list[Approval] = []
+    for i, item in enumerate(value):
+        path = f"approvals[{i}]"
+        a = r.mapping(path, item, _APPROVAL)
+        expires = _date(r, path, a.get("expires"))
+        out.append(
+            Approval(
+                model=str(r.string(a, path, "model", "", required=True)),
+                profile=str(r.string(a, path, "profile", "", required=True)),
+                by=str(r.string(a, path, "by", "")),
+                evidence=str(r.string(a, path, "evidence", "")),
+                expires=expires,
+            )
+        )
+    return out
+
+
+def _date(r: FieldReader, path: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10]).isoformat()
+        except ValueError:
+            pass
+    r.error(f"{path}.expires", f"expected a date YYYY-MM-DD, got {value!r}")
+    return None
+
+
+def _notifier(r: FieldReader, path: str, value: object) -> Notifier:
+    n = r.mapping(path, value, _NOTIFIER)
+    kind = r.choice(n, path, "type", _NOTIFIER_TYPES, "webhook")
+    to = r.string_list(f"{path}.to", n["to"]) if n.get("to") is not None else []
+    headers = r.mapping(f"{path}.headers", n.get("headers", {}), None)
+    port = r.number(n, path, "port", None, minimum=1, maximum=65535, integer=True)
+    if kind in ("webhook", "slack") and not n.get("url"):
+        r.error(f"{path}.url", f"a {kind} notifier needs a url")
+    if kind == "email" and not n.get("host"):
+        r.error(f"{path}.host", "an email notifier needs an smtp host")
+    return Notifier(
+        name=path.split(".", 1)[1],
+        type=kind,
+        url=r.string(n, path, "url", None),
+        host=r.string(n, path, "host", None),
+        port=int(port) if port is not None else None,
+        sender=r.string(n, path, "from", None),
+        to=tuple(to or ()),
+        headers=MappingProxyType({str(k): str(v) for k, v in headers.items()}),
+    )
+
+
+def _policy(r: FieldReader, path: str, name: str, value: object) -> Policy:
+    p = r.mapping(path, value, _POLICY)
+    budget = None
+    if p.get("budget") is not None:
+        b = r.mapping(f"{path}.budget", p["budget"], frozenset({"max_usd_per_request"}))
+        budget = r.number(b, f"{path}.budget", "max_usd_per_request", None)
+    return Policy(
+        name=name,
+        profile=str(r.string(p, path, "profile", "", required=True)),
+        primary=_primary(r, path, p),
+        fallbacks=_fallbacks(r, path, p.get("fallbacks", [])),
+        match=_match(r, f"{path}.match", p.get("match")),
+        terminal=_terminal(r, f"{path}.terminal", p.get("terminal")),
+        timeout_s=r.duration(p, path, "timeout", D.TIMEOUT_S),
+        retry=_retry(r, f"{path}.retry", p.get("retry")),
+        health=_health(r, f"{path}.health", p.get("health")),
+        budget_usd=budget,
+        canary=_canary(r, f"{path}.canary", p.get("canary")),
+        overrides=tuple(r.string_list(f"{path}.overrides", p["overrides"]) or ()) if p.get("overrides") else (),
+        notify=tuple(r.string_list(f"{path}.notify", p["notify"]) or ()) if p.get("notify") else (),
+    )
+
+
+def _primary(r: FieldReader, path: str, p: Mapping[str, Any]) -> tuple[Arm, ...]:
+    value = r.required(p, path, "primary")
+    if isinstance(value, str) and value:
+        return (Arm(value, 100),)
+    if isinstance(value, list) and value:
+        arms = []
+        for i, item in enumerate(value):
+            where = f"{path}.primary[{i}]"
+            a = r.mapping(where, item, frozenset({"model", "weight"}))
+            arms.append(
+                Arm(
+                    model=str(r.string(a, where, "model", "", required=True)),
+                    weight=int(r.number(a, where, "weight", 100, minimum=0, integer=True)),
+                )
+            )
+        if arms and sum(a.weight for a in arms) <= 0:
+            r.error(f"{path}.primary", "arm weights must add up to more than 0")
+        return tuple(arms)
+    if value is not None and not isinstance(value, str | list) or value in ("", []):
+        r.error(f"{path}.primary", "expected a model name or a list of {model, weight} arms")
+    return ()
+
+
+def _fallbacks(r: FieldReader, path: str, value: object) -> tuple[Fallback, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.error(f"{path}.fallbacks", "expected a list of fallbacks")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        where = f"{path}.fallbacks[{i}]"
+        if isinstance(item, str):
+            item = {"model": item}
+        f = r.mapping(where, item, _FALLBACK)
+        on = D.FALLBACK_ON
+        if f.get("on") is not None:
+            listed = r.string_list(f"{where}.on", f["on"]) or []
+            for j, trig in enumerate(listed):
+                if trig not in D.TRIGGERS:
+                    r.error(f"{where}.on[{j}]", f"unknown trigger {trig!r} (allowed: {', '.join(sorted(D.TRIGGERS))})")
+            on = frozenset(listed)
+        out.append(
+            Fallback(
+                model=str(r.string(f, where, "model", "", required=True)),
+                on=on,
+                after_s=r.duration(f, where, "after", 0.0),
+            )
+        )
+    return tuple(out)
+
+
+def _match(r: FieldReader, path: str, value: object) -> Match:
+    if value is None:
+        return Match()
+    m = r.mapping(path, value, _MATCH)
+    return Match(
+        agent=r.string(m, path, "agent", None),
+        task_types=r.strings(m, path, "task_types"),
+        tenants=r.strings(m, path, "tenants"),
+        tags=r.strings(m, path, "tags"),
+    )
+
+
+def _terminal(r: FieldReader, path: str, value: object) -> Terminal:
+    if value is None:
+        return Terminal()
+    if isinstance(value, str):
+        value = {"action": value}
+    t = r.mapping(path, value, _TERMINAL)
+    action = TerminalAction(r.choice(t, path, "action", _ACTIONS, "suspend"))
+    queue = r.string(t, path, "queue", None)
+    if action is TerminalAction.HUMAN_QUEUE and queue is None:
+        queue = "default"
+    response = r.string(t, path, "response", None)
+    if action is TerminalAction.STATIC_RESPONSE and response is None:
+        r.error(f"{path}.response", "static_response needs the response text")
+    return Terminal(action=action, queue=queue, response=response, message=r.string(t, path, "message", None))
+
+
+def _retry(r: FieldReader, path: str, value: object) -> RetryConfig:
+    if value is None:
+        return RetryConfig()
+    t = r.mapping(path, value, _RETRY)
+    on = D.RETRYABLE_CLASSES
+    if t.get("on") is not None:
+        listed = r.string_list(f"{path}.on", t["on"]) or []
+        for j, cls in enumerate(listed):
+            if cls not in D.ERROR_CLASSES:
+                r.error(f"{path}.on[{j}]", f"unknown error class {cls!r} (allowed: {', '.join(D.ERROR_CLASSES)})")
+        on = frozenset(listed)
+    return RetryConfig(
+        attempts=r.integer(t, path, "attempts", D.RETRY_ATTEMPTS, minimum=1),
+        backoff_s=r.duration(t, path, "backoff", D.RETRY_BACKOFF_S),
+        backoff_max_s=r.duration(t, path, "backoff_max", D.RETRY_BACKOFF_MAX_S),
+        on=on,
+    )
+
+
+def _health(r: FieldReader, path: str, value: object) -> HealthConfig:
+    if value is None:
+        return HealthConfig()
+    h = r.mapping(path, value, _HEALTH)
+    rate = {"minimum": 0.0, "maximum": 1.0}
+    cfg = HealthConfig(
+        window_s=r.duration(h, path, "window", D.HEALTH_WINDOW_S),
+        min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
+        error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, **rate),
+        degraded_error_rate=r.number(h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, **rate),
+        timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, **rate),
+        p95_latency_s=r.duration(h, path, "p95_latency", None),
+        cooldown_s=r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S),
+        cooldown_max_s=r.duration(h, path, "cooldown_max", D.HEALTH_COOLDOWN_MAX_S),
+        probes=r.integer(h, path, "probes", D.HEALTH_PROBES, minimum=1),
+        min_dwell_s=r.duration(h, path, "min_dwell", D.HEALTH_MIN_DWELL_S),
+        stale_after_s=r.duration(h, path, "stale_after", D.HEALTH_STALE_AFTER_S),
+        consecutive_failures=r.integer(h, path, "consecutive_failures", D.HEALTH_CONSECUTIVE_FAILURES, minimum=1),
+        max_probes_in_flight=r.integer(h, path, "max_probes_in_flight", D.HEALTH_MAX_PROBES_IN_FLIGHT, minimum=1),
+    )
+    if cfg.degraded_error_rate > cfg.error_rate:
+        r.error(f"{path}.degraded_error_rate", "must not exceed error_rate")
+    if cfg.window_s <= 0:
+        r.error(f"{path}.window", "must be longer than 0s")
+    return cfg
+
+
+def _canary(r: FieldReader, path: str, value: object) -> Canary | None:
+    if value is None:
+        return None
+    c = r.mapping(path, value, frozenset({"percent", "step"}))
+    percent = r.number(c, path, "percent", None, minimum=0.01, maximum=100.0)
+    if percent is None:
+        r.error(f"{path}.percent", "a canary needs a percent between 0 and 100")
+        return None
+    return Canary(percent=percent, step_s=r.duration(c, path, "step", D.CANARY_STEP_S))
+
+
+def _safe_mode(r: FieldReader, value: object) -> SafeModeAuto | None:
+    if value is None:
+        return None
+    s = r.mapping("safe_mode", value, frozenset({"auto"}))
+    if s.get("auto") is None:
+        return None
+    a = r.mapping("safe_mode.auto", s["auto"], frozenset({"fallback_failure_rate", "window", "min_samples"}))
+    return SafeModeAuto(
+        fallback_failure_rate=r.number(
+            a, "safe_mode.auto", "fallback_failure_rate", D.SAFE_MODE_FALLBACK_FAILURE_RATE, maximum=1.0
+        ),
+        window_s=r.duration(a, "safe_mode.auto", "window", D.SAFE_MODE_WINDOW_S),
+        min_samples=r.integer(a, "safe_mode.auto", "min_samples", D.SAFE_MODE_MIN_SAMPLES, minimum=1),
+    )
