@@ -14,7 +14,7 @@ from routeguard.core.health_view import HealthState, HealthView, ModelHealth
 from routeguard.core.resolve import RequestKey
 from routeguard.core.table import Candidate, CompiledPolicy, RoutingTable
 
-__all__ = ["CanaryRamp", "bucket", "canary_percent", "decide", "resolve_policy"]
+__all__ = ["CanaryRamp", "bucket", "canary_percent", "decide", "decide_policy", "resolve_policy"]
 
 _NO_SAFE_MODE = SafeMode()
 _UNAVAILABLE = frozenset({"unavailable"})
@@ -72,7 +72,19 @@ def decide(
     canary: CanaryRamp | None = None,
 ) -> Decision:
     """Choose a model for ``context`` under ``table``'s policy, or the policy's terminal action."""
-    compiled = resolve_policy(context, table)
+    return decide_policy(resolve_policy(context, table), context, table, health, safe_mode, now, canary)
+
+
+def decide_policy(
+    compiled: CompiledPolicy,
+    context: RouteContext,
+    table: RoutingTable,
+    health: HealthView,
+    safe_mode: SafeMode = _NO_SAFE_MODE,
+    now: float = 0.0,
+    canary: CanaryRamp | None = None,
+) -> Decision:
+    """The decision under one already-resolved policy (used by route state for the serving model)."""
     policy = compiled.policy
     profile = compiled.profile
     rank = _request_rank(context, table, compiled)

@@ -1,0 +1,333 @@
+"""The executor: run a decision's chain safely (CONTRACT §1 triggers/retry/terminal, §3 proxy semantics).
+
+Retries on the same model for the classes in ``retry.on`` (exponential backoff, full jitter,
+``Retry-After`` wins), then the next fallback the engine admits (eligibility is re-checked on every
+hop, since health moves while a request runs; a model that failed this request is never tried
+again). Non-retryable errors surface at once. Once output reached the caller, a failure surfaces as
+:class:`PartialOutputError`: never a fallback. Time and sleep come from the router's clock and an
+injected ``sleep``, so the simulator runs this same code in virtual time.
+
+The retry loop is written out rather than taken from tenacity/stamina because every try must consult
+live health, the whole-call deadline, Retry-After and the fallback chain, in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from routeguard.core.decision import Decision
+from routeguard.core.errors import ProviderError
+from routeguard.core.events import FallbackUsed, TerminalEngaged
+from routeguard.core.exceptions import PartialOutputError, QueuedForHuman, Suspended
+from routeguard.core.health_view import HealthState
+from routeguard.core.model import Policy, TerminalAction
+from routeguard.core.outcome import Outcome
+from routeguard.execution.providers.base import Provider
+from routeguard.execution.providers.openai_shapes import make_completion
+from routeguard.execution.queue import HumanQueue, MemoryHumanQueue
+from routeguard.execution.registry import ProviderRegistry
+
+if TYPE_CHECKING:
+    from routeguard.core.context import RouteContext
+    from routeguard.core.table import RoutingTable
+    from routeguard.runtime import Router
+
+__all__ = ["Executor", "Served"]
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """How one request was served: the first decision, the model that answered, the attempts made."""
+
+    decision: Decision
+    model: str | None
+    attempts: int
+    fell_back: bool
+    terminal: str | None = None
+
+
+class Executor:
+    """Turns decisions into calls; shared by ``Router.complete/stream``, the proxy and the simulator."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        queue: HumanQueue | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.router = router
+        self.providers = ProviderRegistry(providers)
+        self.queue: HumanQueue = queue if queue is not None else MemoryHumanQueue()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.observers: list[Callable[[Served], None]] = []
+
+    def register(self, model: str, provider: Provider) -> None:
+        self.providers.register(model, provider)
+
+    async def aclose(self) -> None:
+        await self.providers.aclose()
+
+    # ------------------------------------------------------------------ plain completions
+    async def complete(self, ctx: RouteContext, request: dict[str, Any]) -> dict[str, Any]:
+        completion, _served = await self.complete_served(ctx, request)
+        return completion
+
+    async def complete_served(self, ctx: RouteContext, request: dict[str, Any]) -> tuple[dict[str, Any], Served]:
+        """The completion and how it was served (the proxy reports the latter in headers)."""
+        run = _Run(self, ctx)
+        while True:
+            decision = run.next_decision()
+            if decision.model is None:
+                return run.terminal(decision, request), run.served(None)
+            try:
+                completion = await run.attempt_model(decision, lambda p, t: p.complete(request, timeout_s=t))
+            except _FailOver:
+                continue
+            return completion, run.served(decision.model)
+
+    # ------------------------------------------------------------------ streams
+    async def stream(self, ctx: RouteContext, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        async for item in self.stream_served(ctx, request):
+            if isinstance(item, dict):
+                yield item
+
+    async def stream_served(
+        self, ctx: RouteContext, request: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any] | Served]:
+        """Chunks as they arrive; the last item is the :class:`Served` summary (the proxy uses it)."""
+        run = _Run(self, ctx)
+        while True:
+            decision = run.next_decision()
+            if decision.model is None:
+                completion = run.terminal(decision, request)
+                for chunk in _as_chunks(completion):
+                    yield chunk
+                yield run.served(None)
+                return
+            try:
+                async for chunk in run.stream_model(decision, request):
+                    yield chunk
+            except _FailOver:
+                continue
+            yield run.served(decision.model)
+            return
+
+
+class _FailOver(Exception):  # noqa: N818 - control flow inside the executor only
+    """This model failed this request before any output; try the next one the engine admits."""
+
+
+class _Run:
+    """The state of one request across its attempts."""
+
+    def __init__(self, executor: Executor, ctx: RouteContext) -> None:
+        self.ex = executor
+        self.router = executor.router
+        self.ctx = ctx
+        self.failures: dict[str, str] = {}
+        self.first: Decision | None = None
+        self.attempts = 0
+        start = self.router.now()
+        self.deadline = start + ctx.sla_ms / 1000 if ctx.sla_ms is not None else None
+        self.last_error: ProviderError | None = None
+
+    def next_decision(self) -> Decision:
+        if self.deadline is not None and self.router.now() >= self.deadline and self.last_error is not None:
+            self._finish_fallback(failed=True)
+            raise self.last_error
+        ctx = replace(self.ctx, failures=dict(self.failures)) if self.failures else self.ctx
+        decision = self.router.decide(ctx)
+        if self.first is None:
+            self.first = decision
+        if decision.model is None and self.last_error is not None and not self._error_admits_fallback():
+            # a non-retryable error that no fallback is named for surfaces as itself, not as terminal
+            raise self.last_error
+        return decision
+
+    def _error_admits_fallback(self) -> bool:
+        err = self.last_error
+        return err is not None and err.error_class.value in self._policy().retry.on
+
+    def _policy(self) -> Policy:
+        assert self.first is not None
+        return self._table().policies[self.first.policy].policy
+
+    def _table(self) -> RoutingTable:
+        return self.router.table_for(self.ctx.tenant)[1]
+
+    def served(self, model: str | None) -> Served:
+        assert self.first is not None
+        served = Served(
+            self.first, model, self.attempts, fell_back=bool(self.failures) or (model != self.first.model),
+            terminal=None if model is not None else (self.first.terminal.action.value if self.first.terminal else "suspend"),
+        )
+        if self.failures:
+            self._finish_fallback(failed=model is None)
+        for observer in self.ex.observers:
+            observer(served)
+        return served
+
+    def _finish_fallback(self, failed: bool) -> None:
+        self.router.record_fallback_result(failed)
+
+    def _timeout(self, policy: Policy) -> float:
+        timeout = policy.timeout_s
+        if self.deadline is not None:
+            timeout = min(timeout, max(0.0, self.deadline - self.router.now()))
+        return timeout
+
+    def _report(self, decision: Decision, model: str, ok: bool, error: str | None, started: float,
+                partial: bool = False) -> None:
+        self.router.report(
+            Outcome(model=model, ok=ok, trace_id=self.ctx.trace_id, error=error,
+                    latency_ms=(self.router.now() - started) * 1000, partial_output=partial,
+                    policy=decision.policy)
+        )
+
+    async def attempt_model(
+        self, decision: Decision, call: Callable[[Provider, float], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Tries on one model with retries; raises _FailOver to move on, or the error to surface."""
+        model_name = decision.model
+        assert model_name is not None
+        table = self._table()
+        policy = table.policies[decision.policy].policy
+        model = table.bundle.models[model_name]
+        for attempt in range(policy.retry.attempts):
+            self.attempts += 1
+            started = self.router.now()
+            try:
+                provider = self.ex.providers.get(model)
+                result = await call(provider, self._timeout(policy))
+            except ProviderError as err:
+                self._report(decision, model_name, False, err.error_class.value, started)
+                await self._after_failure(decision, policy, model_name, err, attempt)
+                continue
+            self._report(decision, model_name, True, None, started)
+            return result
+        raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
+
+    async def _after_failure(
+        self, decision: Decision, policy: Policy, model: str, err: ProviderError, attempt: int
+    ) -> None:
+        """Sleep before a retry on the same model, or raise _FailOver / the error itself."""
+        self.last_error = err
+        cls = err.error_class.value
+        if cls not in policy.retry.on:
+            self._fail_over(decision, model, cls)  # named triggers (e.g. context_window) may still admit one
+        if attempt + 1 >= policy.retry.attempts or self._model_down(policy, model):
+            self._fail_over(decision, model, cls)
+        delay = self._backoff(policy, attempt, err.classified.retry_after_s)
+        if delay is None:
+            self._fail_over(decision, model, cls)
+        await self.ex._sleep(delay or 0.0)
+
+    def _model_down(self, policy: Policy, model: str) -> bool:
+        h = self.router.tracker.model_health(policy.name, policy.health, model, self.router.now())
+        return h.state in (HealthState.UNHEALTHY, HealthState.PROBING)
+
+    def _backoff(self, policy: Policy, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before the next try; None when waiting would cross the deadline or the cap."""
+        retry = policy.retry
+        if retry_after is not None:
+            if retry_after > retry.backoff_max_s:
+                return None  # a long Retry-After: another model serves sooner
+            delay = retry_after
+        else:
+            cap = min(retry.backoff_max_s, retry.backoff_s * (2**attempt))
+            delay = self.ex._rng.uniform(0, cap)
+        if self.deadline is not None and self.router.now() + delay >= self.deadline:
+            return None
+        return delay
+
+    def _fail_over(self, decision: Decision, model: str, cls: str) -> None:
+        self.failures[model] = cls
+        self.router.emit(FallbackUsed(decision.policy, model, None, cls, self.router.now(), self.ctx.trace_id))
+        raise _FailOver
+
+    async def stream_model(self, decision: Decision, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        model_name = decision.model
+        assert model_name is not None
+        table = self._table()
+        policy = table.policies[decision.policy].policy
+        model = table.bundle.models[model_name]
+        for attempt in range(policy.retry.attempts):
+            self.attempts += 1
+            started = self.router.now()
+            delivered = 0
+            held: list[dict[str, Any]] = []
+            try:
+                provider = self.ex.providers.get(model)
+                async with aclosing(provider.stream(request, timeout_s=self._timeout(policy))) as chunks:
+                    async for chunk in chunks:
+                        if delivered == 0 and not _has_output(chunk):
+                            held.append(chunk)  # role-only preambles are held: failing over stays safe
+                            continue
+                        for early in held:
+                            yield early
+                        held.clear()
+                        delivered += 1
+                        yield chunk
+            except ProviderError as err:
+                self._report(decision, model_name, False, err.error_class.value, started, partial=delivered > 0)
+                if delivered > 0:
+                    raise PartialOutputError(model_name, err.error_class.value, str(err), delivered) from err
+                await self._after_failure(decision, policy, model_name, err, attempt)
+                continue
+            for early in held:
+                yield early
+            self._report(decision, model_name, True, None, started)
+            return
+
+    def terminal(self, decision: Decision, request: dict[str, Any]) -> dict[str, Any]:
+        """Carry out the policy's terminal action: raise, queue, or answer with the configured result."""
+        terminal = decision.terminal
+        assert terminal is not None
+        reason = decision.terminal_reason or "no eligible model"
+        policy = self._table().policies.get(decision.policy)
+        notify = policy.policy.notify if policy is not None else ()
+        entry = None
+        if terminal.action is TerminalAction.HUMAN_QUEUE:
+            entry = self.ex.queue.put(terminal.queue or "default", decision.policy, self.ctx.trace_id, request, reason)
+        self.router.emit(
+            TerminalEngaged(decision.policy, terminal.action.value, reason, self.router.now(), self.ctx.trace_id,
+                            terminal.queue, entry, self.ctx.tenant, notify)
+        )
+        if terminal.action is TerminalAction.SUSPEND:
+            self.served(None)
+            raise Suspended(decision.policy, reason, self.ctx.trace_id)
+        if terminal.action is TerminalAction.HUMAN_QUEUE:
+            self.served(None)
+            raise QueuedForHuman(decision.policy, reason, self.ctx.trace_id, terminal.queue or "default", entry or "")
+        text = terminal.response or terminal.message or (
+            "This assistant is in read-only mode: no approved model is available right now."
+        )
+        completion = make_completion("routeguard-terminal", text)
+        completion["routeguard_terminal"] = {"action": terminal.action.value, "reason": reason}
+        return completion
+
+
+def _has_output(chunk: Mapping[str, Any]) -> bool:
+    """A chunk that hands something to the caller: content, a tool call, or a finish."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("function_call") or choice.get("finish_reason"):
+            return True
+    return not chunk.get("choices")
+
+
+def _as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    from routeguard.execution.providers.openai_shapes import completion_to_chunks
+
+    return completion_to_chunks(completion)

@@ -1,0 +1,357 @@
+"""The Router façade (CONTRACT §8): holds the routing table(s), the health tracker and the route state.
+
+Used by library users, the service, the proxy and the simulator alike. Safe to call from many threads
+or tasks: one lock guards the tracker and the route state; decisions themselves are pure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from routeguard.config.legacy import LEGACY_POLICY
+from routeguard.config.load import LoadedBundle, load_bundle
+from routeguard.core.context import RouteContext, SafeMode
+from routeguard.core.decision import Decision
+from routeguard.core.engine import decide, decide_policy
+from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
+from routeguard.core.health import HealthTracker
+from routeguard.core.model import Bundle
+from routeguard.core.outcome import Outcome
+from routeguard.core.route_state import RouteState
+from routeguard.core.safe_mode_auto import FallbackFailureWindow
+from routeguard.core.table import RoutingTable, compile_bundle, content_hash
+
+if TYPE_CHECKING:
+    from routeguard.execution.executor import Executor
+
+__all__ = ["STABLE_SCOPE", "Router"]
+
+log = logging.getLogger("routeguard.runtime")
+STABLE_SCOPE = "all"
+_REFRESH_EVERY_S = 1.0
+_PROBE_MEMORY = 10_000
+
+
+class Router:
+    """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
+
+    def __init__(
+        self,
+        table: RoutingTable,
+        *,
+        clock: Callable[[], float] = time.time,
+        legacy: bool = False,
+        executor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._legacy = legacy
+        self._tables: dict[str, RoutingTable] = {}
+        self._scope_of: Callable[[str | None], str] = lambda _tenant: STABLE_SCOPE
+        self._tracker = HealthTracker()
+        self._routes = RouteState()
+        self._sinks: list[EventSink] = []
+        self._safe = SafeMode()
+        self._auto: FallbackFailureWindow | None = None
+        self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
+        self._next_refresh = float("-inf")
+        self._executor: Executor | None = None
+        self._executor_options = dict(executor_options or {})
+        self.set_tables({STABLE_SCOPE: table})
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Router:
+        return cls.from_bundle(load_bundle(Path(path)), **kwargs)
+
+    @classmethod
+    def from_bundle(cls, obj: Bundle | LoadedBundle | Mapping[str, Any] | str, **kwargs: Any) -> Router:
+        """From a typed bundle, a loaded one, plain data, or YAML/JSON text."""
+        if isinstance(obj, Bundle):
+            return cls(compile_bundle(obj, content_hash=""), **kwargs)
+        loaded = obj if isinstance(obj, LoadedBundle) else load_bundle(obj)
+        return cls(compile_bundle(loaded.bundle, content_hash=loaded.content_hash), **kwargs)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Router:
+        """Legacy single-model mode from ``ROUTEGUARD_PROVIDER/MODEL/BASE_URL``."""
+        from routeguard.config.legacy import legacy_bundle
+
+        raw = legacy_bundle()
+        loaded = load_bundle(raw)
+        return cls(compile_bundle(loaded.bundle, content_hash=content_hash(raw)), legacy=True, **kwargs)
+
+    # ----------------------------------------------------------------- tables and scopes
+    def set_tables(
+        self, tables: Mapping[str, RoutingTable], scope_of: Callable[[str | None], str] | None = None
+    ) -> None:
+        """Replace the live tables (scope -> table); a scope whose version changed starts on its primaries."""
+        with self._lock:
+            now = self._clock()
+            for scope in list(self._tables):
+                if scope not in tables:
+                    self._routes.retire(scope)
+            for scope, table in tables.items():
+                old = self._tables.get(scope)
+                if old is None or old.content_hash != table.content_hash or old.version != table.version:
+                    self._routes.publish(table, scope, now)
+            self._tables = dict(tables)
+            if scope_of is not None:
+                self._scope_of = scope_of
+            configs = {}
+            for table in self._tables.values():
+                configs.update({name: cp.policy.health for name, cp in table.policies.items()})
+            self._tracker.configure(configs)
+            stable = self._tables.get(STABLE_SCOPE) or next(iter(self._tables.values()))
+            auto = stable.bundle.safe_mode_auto
+            self._auto = FallbackFailureWindow(auto) if auto is not None else None
+            self._next_refresh = float("-inf")
+
+    @property
+    def table(self) -> RoutingTable:
+        return self._tables.get(STABLE_SCOPE) or next(iter(self._tables.values()))
+
+    def table_for(self, tenant: str | None) -> tuple[str, RoutingTable]:
+        scope = self._scope_of(tenant)
+        table = self._tables.get(scope)
+        if table is None:
+            return STABLE_SCOPE, self.table
+        return scope, table
+
+    @property
+    def tracker(self) -> HealthTracker:
+        return self._tracker
+
+    @property
+    def legacy(self) -> bool:
+        return self._legacy
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ----------------------------------------------------------------- decisions and outcomes
+    def context(self, context: Mapping[str, Any] | RouteContext) -> RouteContext:
+        """A typed context with a trace id (and, in legacy mode, the single policy's agent)."""
+        ctx = context if isinstance(context, RouteContext) else RouteContext.from_dict(context)
+        changes: dict[str, Any] = {}
+        if not ctx.trace_id:
+            changes["trace_id"] = uuid.uuid4().hex
+        if self._legacy and ctx.agent != LEGACY_POLICY:
+            changes["agent"] = LEGACY_POLICY
+        if changes:
+            from dataclasses import replace
+
+            ctx = replace(ctx, **changes)
+        return ctx
+
+    def decide(self, context: Mapping[str, Any] | RouteContext) -> Decision:
+        """The decision for one task context (CONTRACT §3). Raises RoutingError on a bad request."""
+        ctx = self.context(context)
+        with self._lock:
+            now = self._clock()
+            scope, table = self.table_for(ctx.tenant)
+            decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
+            if decision.probe and decision.model is not None:
+                if self._tracker.begin_probe(decision.policy, decision.model, now):
+                    self._remember_probe(ctx.trace_id, decision.policy, decision.model)
+            events = self._refresh(now)
+        self._emit_all(events)
+        return decision
+
+    def _ramp_for(self, ctx: RouteContext, table: RoutingTable, scope: str) -> Any:
+        agent_policies = table.policies
+        if not any(cp.policy.canary is not None for cp in agent_policies.values()):
+            return None
+        from routeguard.core.engine import resolve_policy
+
+        try:
+            policy = resolve_policy(ctx, table).name
+        except ValueError:
+            return None
+        return self._routes.ramp(policy, scope)
+
+    def _remember_probe(self, trace_id: str, policy: str, model: str) -> None:
+        if len(self._probes) >= _PROBE_MEMORY:
+            self._probes.pop(next(iter(self._probes)))
+        self._probes[trace_id] = (policy, model)
+
+    def report(self, outcome: Outcome | Mapping[str, Any]) -> None:
+        """Feed one call outcome (from your own call, or a served one) into health."""
+        out = outcome if isinstance(outcome, Outcome) else Outcome.from_dict(outcome)
+        with self._lock:
+            now = self._clock()
+            probe = self._probes.pop(out.trace_id, None) if out.trace_id else None
+            self._tracker.record(
+                out.model,
+                ok=out.ok,
+                now=now,
+                error_class=out.error,
+                latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
+                tokens=out.input_tokens + out.output_tokens,
+                probe=probe is not None and probe[1] == out.model,
+                policy=probe[0] if probe is not None else None,
+            )
+            events = self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def signal(self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external") -> None:
+        """An external health signal: ``up``, ``degraded`` or ``down``, valid for ``ttl_s``."""
+        with self._lock:
+            now = self._clock()
+            self._tracker.signal(model, status, now, ttl_s=ttl_s, source=source)
+            events = self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def record_fallback_result(self, failed: bool) -> None:
+        """A request that needed a fallback ended (``failed``: error or terminal) — feeds auto safe mode."""
+        events: list[Event] = []
+        with self._lock:
+            if self._auto is None or self._safe.global_on:
+                return
+            now = self._clock()
+            self._auto.record(now, failed)
+            verdict = self._auto.verdict(now)
+            if verdict.breached:
+                self._safe = SafeMode(True, self._safe.tenants)
+                events.append(
+                    SafeModeChanged(True, f"automatic: {verdict.detail}", now, automatic=True,
+                                    figures={"rate": verdict.rate, "samples": verdict.samples})
+                )
+                events += self._refresh(now, force=True)
+        self._emit_all(events)
+
+    # ----------------------------------------------------------------- safe mode
+    @property
+    def safe_mode(self) -> SafeMode:
+        return self._safe
+
+    def set_safe_mode(self, enabled: bool, *, tenant: str | None = None, reason: str = "", by: str = "operator") -> None:
+        with self._lock:
+            now = self._clock()
+            if tenant is None:
+                self._safe = SafeMode(enabled, self._safe.tenants)
+            else:
+                tenants = set(self._safe.tenants)
+                (tenants.add if enabled else tenants.discard)(tenant)
+                self._safe = SafeMode(self._safe.global_on, frozenset(tenants))
+            events: list[Event] = [SafeModeChanged(enabled, reason or ("on" if enabled else "off"), now, tenant, by)]
+            events += self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def load_safe_mode(self, state: SafeMode) -> None:
+        """Restore persisted safe mode without emitting events (service start)."""
+        with self._lock:
+            self._safe = state
+
+    # ----------------------------------------------------------------- route state
+    def refresh(self) -> None:
+        """Re-judge health and the serving model of every policy now (a tick)."""
+        with self._lock:
+            now = self._clock()
+            self._tracker.states(now)
+            events = self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def _refresh(self, now: float, force: bool = False) -> list[Event]:
+        events: list[Event] = [
+            HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
+            for t in self._tracker.drain_transitions()
+        ]
+        if not events and not force and now < self._next_refresh:
+            return events
+        self._next_refresh = now + _REFRESH_EVERY_S
+        changes: list[Event] = []
+        for scope, table in self._tables.items():
+            for compiled in table.policies.values():
+                ref_ctx = RouteContext(trace_id="routeguard:reference", agent=compiled.policy.agent)
+                reference = decide_policy(compiled, ref_ctx, table, self._tracker, self._safe, now)
+                changes += self._routes.observe(compiled, table, scope, reference, self._tracker, now)
+        events += [
+            HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
+            for t in self._tracker.drain_transitions()
+        ]
+        return events + changes
+
+    def routes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self._refresh(self._clock())
+            return [r.to_dict() for r in self._routes.routes()]
+
+    def health(self) -> dict[str, Any]:
+        """Every model with its figures, and its state under each policy."""
+        from dataclasses import asdict
+
+        with self._lock:
+            now = self._clock()
+            models: set[str] = set()
+            for table in self._tables.values():
+                models.update(table.bundle.models)
+            states = self._tracker.states(now)
+            out: dict[str, Any] = {}
+            for name in sorted(models | set(states)):
+                status = states.get(name)
+                out[name] = {
+                    "figures": asdict(status.figures) if status is not None and status.figures else None,
+                    "signal": asdict(status.signal) if status is not None and status.signal else None,
+                    "policies": {
+                        p: {"state": h.state.value, "detail": h.detail, "cooldown_left_s": h.cooldown_left_s}
+                        for p, h in (status.policies.items() if status is not None else ())
+                    },
+                }
+            return out
+
+    # ----------------------------------------------------------------- events
+    def subscribe(self, sink: EventSink) -> Callable[[], None]:
+        """Call ``sink(event)`` for every event; returns a function that unsubscribes it."""
+        with self._lock:
+            self._sinks.append(sink)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if sink in self._sinks:
+                    self._sinks.remove(sink)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        self._emit_all([event])
+
+    def _emit_all(self, events: list[Event]) -> None:
+        if not events:
+            return
+        sinks = list(self._sinks)
+        for event in events:
+            for sink in sinks:
+                try:
+                    sink(event)
+                except Exception:  # a failing sink is logged and never breaks routing
+                    log.exception("event sink %r failed on %s", sink, event.event)
+
+    # ----------------------------------------------------------------- execution (CONTRACT §8)
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            from routeguard.execution.executor import Executor
+
+            self._executor = Executor(self, **self._executor_options)
+        return self._executor
+
+    async def complete(self, context: Mapping[str, Any] | RouteContext, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Route, call, retry and fall back safely; an OpenAI chat completion dict."""
+        return await self.executor.complete(self.context(context), dict(request))
+
+    def stream(
+        self, context: Mapping[str, Any] | RouteContext, request: Mapping[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Like :meth:`complete`, as OpenAI chunk dicts; never falls back after the first chunk."""
+        return self.executor.stream(self.context(context), dict(request))
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            await self._executor.aclose()
