@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/routeguard run-example --host $(HOST) --port $(PORT)
+	$(BIN)/routeguard serve --config examples/clinical-triage.yaml --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -111,8 +111,8 @@ def decide_policy(
 class _Walk:
     """One pass over a policy's chain; kept as a small object so the steps stay readable."""
 
-    __slots__ = ("budget", "compiled", "context", "degraded_skip", "health", "healths", "now", "rank", "rejected",
-                 "safe", "selected_health")
+    __slots__ = ("budget", "compiled", "context", "degraded_skip", "health", "now", "rank", "rejected", "safe",
+                 "selected_health")
 
     def __init__(
         self,
@@ -134,15 +134,10 @@ class _Walk:
         self.rejected: list[Rejection] = []
         self.degraded_skip: Candidate | None = None
         self.selected_health: ModelHealth | None = None
-        self.healths: dict[str, ModelHealth] = {}
 
     def model_health(self, cand: Candidate) -> ModelHealth:
-        found = self.healths.get(cand.name)
-        if found is None:
-            policy = self.compiled.policy
-            found = self.health.model_health(policy.name, policy.health, cand.name, self.now)
-            self.healths[cand.name] = found
-        return found
+        policy = self.compiled.policy
+        return self.health.model_health(policy.name, policy.health, cand.name, self.now)
 
     def run(self, chain: tuple[Candidate, ...]) -> Candidate | None:
         trouble: frozenset[str] = _UNAVAILABLE
@@ -310,7 +305,7 @@ class _Walk:
             policy_hash=table.content_hash, status=status, model=selected.name, arm=arm,
             backups=self._backups(chain, selected), degraded=h is not None and h.state in (
                 HealthState.DEGRADED, HealthState.STALE),
-            safe_mode=safe, terminal=None, terminal_reason=None, cost_estimate_usd=round(cost, 8),
+            safe_mode=safe, terminal=None, terminal_reason=None, cost_estimate_usd=cost,
             rejected=tuple(self.rejected), probe=h is not None and h.state is HealthState.PROBING,
             tenant=ctx.tenant,
         )

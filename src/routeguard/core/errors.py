@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
+    """The error classes of CONTRACT §4 (a ``str``: ``ErrorClass.TIMEOUT == "timeout"``)."""
+
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     RATE_LIMIT = "rate_limit"
@@ -52,9 +54,6 @@ class ErrorClass(str, Enum):
     AUTH = "auth"
     BAD_REQUEST = "bad_request"
     NOT_FOUND = "not_found"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 E = ErrorClass
@@ -88,93 +87,51 @@ class Classified:
                    message)
 
 
-# Provider codes that say more than the status does (they win over it).
-_SPECIFIC: dict[str, ErrorClass] = {
-    # context window
-    "context_length_exceeded": E.CONTEXT_WINDOW,
-    "model_max_prompt_tokens_exceeded": E.CONTEXT_WINDOW,
-    "request_too_large": E.CONTEXT_WINDOW,
-    # content filter (OpenAI, Azure OpenAI incl. innererror)
-    "content_filter": E.CONTENT_FILTER,
-    "content_policy_violation": E.CONTENT_FILTER,
-    "ResponsibleAIPolicyViolation": E.CONTENT_FILTER,
-    # rate limit (OpenAI, Anthropic, Google, Azure's string code "429")
-    "rate_limit_exceeded": E.RATE_LIMIT,
-    "rate_limit_error": E.RATE_LIMIT,
-    "insufficient_quota": E.RATE_LIMIT,
-    "RESOURCE_EXHAUSTED": E.RATE_LIMIT,
-    "429": E.RATE_LIMIT,
-    # overloaded
-    "overloaded_error": E.OVERLOADED,
-    "UNAVAILABLE": E.OVERLOADED,
-    # auth
-    "invalid_api_key": E.AUTH,
-    "authentication_error": E.AUTH,
-    "permission_error": E.AUTH,
-    "billing_error": E.AUTH,
-    "UNAUTHENTICATED": E.AUTH,
-    "PERMISSION_DENIED": E.AUTH,
-    # not found
-    "model_not_found": E.NOT_FOUND,
-    "not_found_error": E.NOT_FOUND,
-    "DeploymentNotFound": E.NOT_FOUND,
-    "NOT_FOUND": E.NOT_FOUND,
-    # timeout
-    "timeout_error": E.TIMEOUT,
-    "DEADLINE_EXCEEDED": E.TIMEOUT,
-}
+def _table(groups: dict[ErrorClass, str]) -> dict[str, ErrorClass]:
+    return {name: error_class for error_class, names in groups.items() for name in names.split()}
+
+
+# Provider codes/types that say more than the status does (they win over it): OpenAI, Azure OpenAI
+# (incl. innererror and its string code "429"), Anthropic, Google (``error.status``).
+_SPECIFIC = _table({
+    E.CONTEXT_WINDOW: "context_length_exceeded model_max_prompt_tokens_exceeded request_too_large",
+    E.CONTENT_FILTER: "content_filter content_policy_violation ResponsibleAIPolicyViolation",
+    E.RATE_LIMIT: "rate_limit_exceeded rate_limit_error insufficient_quota RESOURCE_EXHAUSTED 429",
+    E.OVERLOADED: "overloaded_error UNAVAILABLE",
+    E.AUTH: "invalid_api_key authentication_error permission_error billing_error UNAUTHENTICATED "
+            "PERMISSION_DENIED",
+    E.NOT_FOUND: "model_not_found not_found_error DeploymentNotFound NOT_FOUND",
+    E.TIMEOUT: "timeout_error DEADLINE_EXCEEDED",
+})
 
 # Generic provider types: used only when the status says nothing (streams, status 200, no status).
-_GENERIC: dict[str, ErrorClass] = {
-    "invalid_request_error": E.BAD_REQUEST,
-    "BadRequestError": E.BAD_REQUEST,
-    "INVALID_ARGUMENT": E.BAD_REQUEST,
-    "FAILED_PRECONDITION": E.BAD_REQUEST,
-    "OUT_OF_RANGE": E.BAD_REQUEST,
-    "api_error": E.SERVER_ERROR,
-    "server_error": E.SERVER_ERROR,
-    "internal_error": E.SERVER_ERROR,
-    "INTERNAL": E.SERVER_ERROR,
-    "UNKNOWN": E.SERVER_ERROR,
-}
+_GENERIC = _table({
+    E.BAD_REQUEST: "invalid_request_error BadRequestError INVALID_ARGUMENT FAILED_PRECONDITION OUT_OF_RANGE",
+    E.SERVER_ERROR: "api_error server_error internal_error INTERNAL UNKNOWN",
+})
 
 _NOT_RETRYABLE_CODES = frozenset({"insufficient_quota"})
 
-# Exception class names (anywhere in the MRO), most specific class first.
-_EXC_NAMES: dict[str, ErrorClass] = {
-    "TimeoutException": E.TIMEOUT,  # httpx (ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout)
-    "ReadTimeout": E.TIMEOUT,
-    "ConnectTimeout": E.TIMEOUT,
-    "WriteTimeout": E.TIMEOUT,
-    "PoolTimeout": E.TIMEOUT,
-    "TimeoutError": E.TIMEOUT,  # builtin, asyncio.TimeoutError (alias since 3.11)
-    "APITimeoutError": E.TIMEOUT,  # openai / anthropic SDKs
-    "Timeout": E.TIMEOUT,  # requests
-    "ConnectError": E.CONNECTION,
-    "ReadError": E.CONNECTION,
-    "WriteError": E.CONNECTION,
-    "CloseError": E.CONNECTION,
-    "RemoteProtocolError": E.CONNECTION,
-    "LocalProtocolError": E.CONNECTION,
-    "ProxyError": E.CONNECTION,
-    "UnsupportedProtocol": E.CONNECTION,
-    "InvalidURL": E.CONNECTION,
-    "NetworkError": E.CONNECTION,
-    "TransportError": E.CONNECTION,
-    "APIConnectionError": E.CONNECTION,
-    "ConnectionError": E.CONNECTION,  # builtin (refused, reset, aborted, broken pipe)
-    "IncompleteRead": E.CONNECTION,
-    "gaierror": E.CONNECTION,
-    "OSError": E.CONNECTION,
-    "RateLimitError": E.RATE_LIMIT,  # SDKs, when they carry no status
-    "OverloadedError": E.OVERLOADED,
-    "InternalServerError": E.SERVER_ERROR,
-    "AuthenticationError": E.AUTH,
-    "PermissionDeniedError": E.AUTH,
-    "NotFoundError": E.NOT_FOUND,
-    "BadRequestError": E.BAD_REQUEST,
-    "UnprocessableEntityError": E.BAD_REQUEST,
-    "ContentFilterFinishReasonError": E.CONTENT_FILTER,
+# Exception class names, looked up along the MRO (most specific class first): httpx, the builtins
+# (asyncio.TimeoutError is TimeoutError), the openai/anthropic SDKs, requests.
+_EXC_NAMES = _table({
+    E.TIMEOUT: "TimeoutException ReadTimeout ConnectTimeout WriteTimeout PoolTimeout TimeoutError "
+               "APITimeoutError Timeout",
+    E.CONNECTION: "ConnectError ReadError WriteError CloseError RemoteProtocolError LocalProtocolError "
+                  "ProxyError UnsupportedProtocol InvalidURL NetworkError TransportError "
+                  "APIConnectionError ConnectionError IncompleteRead gaierror OSError",
+    E.RATE_LIMIT: "RateLimitError",
+    E.OVERLOADED: "OverloadedError",
+    E.SERVER_ERROR: "InternalServerError",
+    E.AUTH: "AuthenticationError PermissionDeniedError",
+    E.NOT_FOUND: "NotFoundError",
+    E.BAD_REQUEST: "BadRequestError UnprocessableEntityError",
+    E.CONTENT_FILTER: "ContentFilterFinishReasonError",
+})
+
+_STATUS: dict[int, ErrorClass] = {
+    429: E.RATE_LIMIT, 503: E.OVERLOADED, 529: E.OVERLOADED, 408: E.TIMEOUT, 504: E.TIMEOUT,
+    401: E.AUTH, 403: E.AUTH, 404: E.NOT_FOUND, 413: E.CONTEXT_WINDOW,
 }
 
 _MESSAGE_MAX = 300
@@ -183,18 +140,9 @@ _MESSAGE_MAX = 300
 def _from_status(status: int | None) -> ErrorClass | None:
     if status is None:
         return None
-    if status == 429:
-        return E.RATE_LIMIT
-    if status in (503, 529):
-        return E.OVERLOADED
-    if status in (408, 504):
-        return E.TIMEOUT
-    if status in (401, 403):
-        return E.AUTH
-    if status == 404:
-        return E.NOT_FOUND
-    if status == 413:
-        return E.CONTEXT_WINDOW
+    known = _STATUS.get(status)
+    if known is not None:
+        return known
     if 500 <= status <= 599:
         return E.SERVER_ERROR
     if 400 <= status <= 499:
@@ -220,15 +168,12 @@ def _parse_body(body: object) -> object:
                 return json.loads(text)
             except ValueError:
                 return body
-        return body
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        return body[0]  # Gemini REST sometimes wraps the error in a list
     return body
 
 
 def _error_object(parsed: object) -> dict[str, Any] | None:
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
-        parsed = parsed[0]
+        parsed = parsed[0]  # Gemini REST sometimes wraps the error in a list
     if not isinstance(parsed, dict):
         return None
     err = parsed.get("error")
@@ -243,12 +188,8 @@ def _codes(err: dict[str, Any]) -> list[str]:
     """Candidate provider codes, most specific first."""
     out: list[str] = []
     inner = err.get("innererror")
-    for value in (
-        err.get("code"),
-        inner.get("code") if isinstance(inner, dict) else None,
-        err.get("type"),
-        err.get("status"),
-    ):
+    inner_code = inner.get("code") if isinstance(inner, dict) else None
+    for value in (err.get("code"), inner_code, err.get("type"), err.get("status")):
         if isinstance(value, str) and value and value not in out:
             out.append(value)
     return out
@@ -306,12 +247,8 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     return max(0.0, when.timestamp() - now)
 
 
-def _message(
-    err: dict[str, Any] | None,
-    parsed: object,
-    status: int | None,
-    exception: BaseException | None,
-) -> str:
+def _message(err: dict[str, Any] | None, parsed: object, status: int | None,
+             exception: BaseException | None) -> str:
     if err is not None and isinstance(err.get("message"), str) and err["message"]:
         return str(err["message"])[:_MESSAGE_MAX]
     if exception is not None:
@@ -376,14 +313,8 @@ def classify(
 class ProviderError(Exception):
     """A failed call to a model. ``body`` is the parsed JSON error body, or raw text."""
 
-    def __init__(
-        self,
-        classified: Classified,
-        *,
-        status: int | None = None,
-        body: object = None,
-        model: str | None = None,
-    ) -> None:
+    def __init__(self, classified: Classified, *, status: int | None = None, body: object = None,
+                 model: str | None = None) -> None:
         super().__init__(classified.message)
         self.classified = classified
         self.status = status
@@ -399,29 +330,16 @@ class ProviderError(Exception):
         return self.classified.retryable
 
     @classmethod
-    def of(
-        cls,
-        error_class: ErrorClass | str,
-        message: str = "",
-        *,
-        retry_after_s: float | None = None,
-        status: int | None = None,
-        body: object = None,
-        model: str | None = None,
-    ) -> ProviderError:
+    def of(cls, error_class: ErrorClass | str, message: str = "", *, retry_after_s: float | None = None,
+           status: int | None = None, body: object = None, model: str | None = None) -> ProviderError:
+        """An error built by hand (fakes, local failures)."""
         return cls(Classified.of(error_class, message or str(error_class), retry_after_s=retry_after_s),
                    status=status, body=body, model=model)
 
     @classmethod
-    def from_http(
-        cls,
-        status: int,
-        body: object,
-        headers: Mapping[str, str] | None = None,
-        *,
-        model: str | None = None,
-        now: float | None = None,
-    ) -> ProviderError:
+    def from_http(cls, status: int, body: object, headers: Mapping[str, str] | None = None, *,
+                  model: str | None = None, now: float | None = None) -> ProviderError:
+        """The error for an HTTP error response (``body``: raw text, bytes or parsed JSON)."""
         parsed = _parse_body(body)
         return cls(classify(status=status, body=parsed, headers=headers, now=now),
                    status=status, body=parsed, model=model)
@@ -445,15 +363,8 @@ class StreamBroken(ProviderError):
     to do with partial output.
     """
 
-    def __init__(
-        self,
-        classified: Classified,
-        *,
-        status: int | None = None,
-        body: object = None,
-        model: str | None = None,
-        chunks_received: int = 0,
-    ) -> None:
+    def __init__(self, classified: Classified, *, status: int | None = None, body: object = None,
+                 model: str | None = None, chunks_received: int = 0) -> None:
         super().__init__(classified, status=status, body=body, model=model)
         self.chunks_received = chunks_received
 

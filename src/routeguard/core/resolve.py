@@ -48,7 +48,7 @@ def _rank(policy: Policy, key: RequestKey) -> tuple[int, ...] | None:
 class PolicyIndex:
     """Resolution of requests to policies, indexed by agent for the fast path."""
 
-    __slots__ = ("_by_agent", "_keyed", "_unagented")
+    __slots__ = ("_by_agent", "_by_task", "_keyed", "_unagented")
 
     def __init__(self, policies: Mapping[str, Policy]) -> None:
         by_agent: dict[str, list[Policy]] = {}
@@ -57,17 +57,34 @@ class PolicyIndex:
         self._by_agent = {a: tuple(ps) for a, ps in by_agent.items()}
         self._keyed = dict(policies)
         self._unagented = tuple(p for p in policies.values() if not p.match.is_empty)
+        # fast path: agents whose policies match on task type only resolve by (agent, task type) lookup
+        self._by_task: dict[tuple[str, str | None], list[Policy]] = {}
+        for agent, group in self._by_agent.items():
+            if any(p.match.tenants is not None or p.match.tags is not None for p in group):
+                continue
+            task_types: set[str | None] = {None}
+            for p in group:
+                task_types.update(p.match.task_types or ())
+            for task_type in task_types:
+                self._by_task[(agent, task_type)] = self._best_slow(RequestKey(agent, task_type))
 
     def knows_agent(self, agent: str) -> bool:
         return agent in self._by_agent or agent in self._keyed
 
     def best(self, key: RequestKey) -> list[Policy]:
         """Every policy tied for most specific (more than one means ambiguous); [] when none matches."""
+        if key.agent is not None:
+            found = self._by_task.get((key.agent, key.task_type))
+            if found is None and (key.agent, None) in self._by_task:
+                found = self._by_task[(key.agent, None)]  # a task type no policy of the agent names
+            if found is not None:
+                return found
+        return self._best_slow(key)
+
+    def _best_slow(self, key: RequestKey) -> list[Policy]:
         pool: Iterable[Policy]
         if key.agent is not None:
             pool = self._by_agent.get(key.agent, ())
-            if len(pool) == 1 and pool[0].match.is_empty:  # the common fast path
-                return [pool[0]]
         else:
             pool = self._unagented
         best_rank: tuple[int, ...] | None = None

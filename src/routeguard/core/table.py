@@ -28,6 +28,7 @@ class Candidate:
     """One entry of a policy's chain with its static verdict pre-evaluated."""
 
     model: Model
+    name: str
     position: int  # 0-based place in the policy's chain (arms first)
     is_arm: bool
     fallback: Fallback | None  # None for primary arms
@@ -41,10 +42,6 @@ class Candidate:
     rank: int  # clearance rank of the model in the bundle's data classes
     cost_in: float  # USD per token
     cost_out: float
-
-    @property
-    def name(self) -> str:
-        return self.model.name
 
     def verification(self) -> dict[str, object]:
         """The governance figures recorded with a routing change (CONTRACT §5)."""
@@ -177,6 +174,7 @@ def _candidate(
         reason, detail = "region_not_allowed", f"runs outside {', '.join(sorted(profile.regions or ()))}"
     return Candidate(
         model=model,
+        name=model.name,
         position=position,
         is_arm=fallback is None,
         fallback=fallback,

@@ -224,7 +224,7 @@ class _Run:
         """Sleep before a retry on the same model, or raise _FailOver / the error itself."""
         self.last_error = err
         cls = err.error_class.value
-        if cls not in policy.retry.on:
+        if cls not in policy.retry.on or not err.retryable:
             self._fail_over(decision, model, cls)  # named triggers (e.g. context_window) may still admit one
         if attempt + 1 >= policy.retry.attempts or self._model_down(policy, model):
             self._fail_over(decision, model, cls)

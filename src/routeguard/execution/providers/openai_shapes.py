@@ -26,9 +26,12 @@ def new_id(prefix: str = "chatcmpl") -> str:
     return f"{prefix}-rg{next(_ids):x}"
 
 
-def make_tool_call(name: str, arguments: Mapping[str, Any] | str, call_id: str | None = None) -> dict[str, Any]:
+def make_tool_call(
+    name: str, arguments: Mapping[str, Any] | str, call_id: str | None = None
+) -> dict[str, Any]:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments, separators=(",", ":"))
-    return {"id": call_id or new_id("call"), "type": "function", "function": {"name": name, "arguments": args}}
+    return {"id": call_id or new_id("call"), "type": "function",
+            "function": {"name": name, "arguments": args}}
 
 
 def make_completion(
@@ -124,7 +127,8 @@ def completion_to_chunks(completion: Mapping[str, Any], content_chunks: int = 1)
     choices = completion.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
-    out = [make_chunk(model, chunk_id=cid, created=created, role=message.get("role", "assistant"), content="")]
+    role = message.get("role", "assistant")
+    out = [make_chunk(model, chunk_id=cid, created=created, role=role, content="")]
     content = message.get("content")
     if content:
         for piece in split_content(str(content), content_chunks):
