@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,12 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from routeguard.store._codec import utc, utcnow
+from routeguard.store.audit import AuditLog
+from routeguard.store.outbox import Outbox
+from routeguard.store.policies import PolicyStore
+from routeguard.store.queue import HumanQueue
+from routeguard.store.route_log import RouteLog
+from routeguard.store.safe_mode import SafeModeStore
 
 __all__ = [
     "DEFAULT_URL",
@@ -143,13 +149,6 @@ class Store:
     """Everything durable: policy lifecycle, audit chain, outbox, human queue, safe mode, route events."""
 
     def __init__(self, db: Database) -> None:
-        from routeguard.store.audit import AuditLog
-        from routeguard.store.outbox import Outbox
-        from routeguard.store.policies import PolicyStore
-        from routeguard.store.queue import HumanQueue
-        from routeguard.store.route_log import RouteLog
-        from routeguard.store.safe_mode import SafeModeStore
-
         self.db = db
         self.policies = PolicyStore(db)
         self.audit = AuditLog(db)
@@ -162,8 +161,8 @@ class Store:
     def engine(self) -> Engine:
         return self.db.engine
 
-    def transaction(self) -> Any:
-        """See `Database.transaction` (a context manager yielding a Session)."""
+    def transaction(self) -> AbstractContextManager[Session]:
+        """See `Database.transaction`."""
         return self.db.transaction()
 
     def close(self) -> None:
@@ -177,7 +176,7 @@ class Store:
 
 
 def open_store(url: str | URL | None = None, *, clock: Clock | None = None, migrate: bool = True) -> Store:
-    """Open (and by default migrate to head) the store at `url`; default `ROUTEGUARD_DB` or ./routeguard.db."""
+    """Open (by default migrating to head) the store at `url`, else `ROUTEGUARD_DB`, else ./routeguard.db."""
     engine = create_store_engine(url or os.environ.get("ROUTEGUARD_DB") or DEFAULT_URL)
     try:
         if migrate:

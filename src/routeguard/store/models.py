@@ -141,7 +141,12 @@ class Approval:
     comment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "approver": self.approver, "at": rfc3339(self.at), "comment": self.comment}
+        return {
+            "version": self.version,
+            "approver": self.approver,
+            "at": rfc3339(self.at),
+            "comment": self.comment,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +211,12 @@ class VerifyResult:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "records": self.records, "first_broken": self.first_broken, "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "first_broken": self.first_broken,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +270,13 @@ class SafeModeEntry:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "enabled": self.enabled, "reason": self.reason, "by": self.by,
-                "at": rfc3339(self.at)}
+        return {
+            "tenant": self.tenant,
+            "enabled": self.enabled,
+            "reason": self.reason,
+            "by": self.by,
+            "at": rfc3339(self.at),
+        }
 
 
 class SafeModeState(NamedTuple):

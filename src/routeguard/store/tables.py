@@ -48,7 +48,7 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL (timestamptz)."""
+    """Aware UTC datetimes in and out, on SQLite (naive text) and PostgreSQL (timestamptz)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -82,7 +82,7 @@ class Base(DeclarativeBase):
 
 class PolicyVersionRow(Base):
     __tablename__ = "policy_versions"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     content: Mapped[dict[str, Any]] = mapped_column(JSONText, nullable=False)

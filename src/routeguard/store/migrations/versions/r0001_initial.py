@@ -124,6 +124,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("safe_mode", "human_queue", "outbox", "audit_head", "audit_log", "publications", "approvals"):
+    for table in (
+        "safe_mode",
+        "human_queue",
+        "outbox",
+        "audit_head",
+        "audit_log",
+        "publications",
+        "approvals",
+    ):
         op.drop_table(table)
     op.drop_table("policy_versions")
