@@ -21,7 +21,7 @@ from routeguard.core.decision import Decision
 from routeguard.core.engine import decide, decide_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
-from routeguard.core.model import Bundle
+from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
@@ -60,7 +60,9 @@ class Router:
         self._safe = SafeMode()
         self._auto: FallbackFailureWindow | None = None
         self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
+        self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
+        self._pairs: set[tuple[str, str]] = set()
         self._executor: Executor | None = None
         self._executor_options = dict(executor_options or {})
         self.set_tables({STABLE_SCOPE: table})
@@ -105,9 +107,21 @@ class Router:
             if scope_of is not None:
                 self._scope_of = scope_of
             configs = {}
+            self._pairs = {
+                (name, cand.name)
+                for table in self._tables.values()
+                for name, cp in table.policies.items()
+                for cand in cp.candidates
+            }
             for table in self._tables.values():
                 configs.update({name: cp.policy.health for name, cp in table.policies.items()})
             self._tracker.configure(configs)
+            users: dict[str, list[tuple[str, HealthConfig]]] = {}
+            for table in self._tables.values():
+                for name, cp in table.policies.items():
+                    for cand in cp.candidates:
+                        users.setdefault(cand.name, []).append((name, cp.policy.health))
+            self._users = users
             stable = self._tables.get(STABLE_SCOPE) or next(iter(self._tables.values()))
             auto = stable.bundle.safe_mode_auto
             self._auto = FallbackFailureWindow(auto) if auto is not None else None
@@ -197,7 +211,12 @@ class Router:
                 probe=probe is not None and probe[1] == out.model,
                 policy=probe[0] if probe is not None else None,
             )
-            events = self._refresh(now, force=True)
+            # judge this model under every policy that names it: a health transition caused by this
+            # outcome is taken now, and then every route is re-checked (the full refresh runs on a
+            # transition, else at most once a second — not on every outcome)
+            for policy, config in self._users.get(out.model, ()):
+                self._tracker.model_health(policy, config, out.model, now)
+            events = self._refresh(now)
         self._emit_all(events)
 
     def signal(self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external") -> None:
@@ -259,10 +278,7 @@ class Router:
         self._emit_all(events)
 
     def _refresh(self, now: float, force: bool = False) -> list[Event]:
-        events: list[Event] = [
-            HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
-            for t in self._tracker.drain_transitions()
-        ]
+        events: list[Event] = self._health_events()
         if not events and not force and now < self._next_refresh:
             return events
         self._next_refresh = now + _REFRESH_EVERY_S
@@ -272,11 +288,15 @@ class Router:
                 ref_ctx = RouteContext(trace_id="routeguard:reference", agent=compiled.policy.agent)
                 reference = decide_policy(compiled, ref_ctx, table, self._tracker, self._safe, now)
                 changes += self._routes.observe(compiled, table, scope, reference, self._tracker, now)
-        events += [
+        return events + self._health_events() + changes
+
+    def _health_events(self) -> list[Event]:
+        """Health transitions of models a policy actually routes to (the tracker judges every pair)."""
+        return [
             HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
             for t in self._tracker.drain_transitions()
+            if (t.policy, t.model) in self._pairs
         ]
-        return events + changes
 
     def routes(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from routeguard.core.model import Terminal
@@ -11,7 +11,7 @@ from routeguard.core.model import Terminal
 __all__ = ["Decision", "DecisionStatus", "Rejection"]
 
 
-class DecisionStatus(str, Enum):
+class DecisionStatus(StrEnum):
     PRIMARY = "primary"
     FALLBACK = "fallback"
     TERMINAL = "terminal"

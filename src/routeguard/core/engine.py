@@ -39,7 +39,7 @@ def bucket(key: str, buckets: int = 10_000) -> int:
 def canary_percent(percent: float, step_s: float, started_at: float, now: float) -> float:
     """p, 2p, 4p … 100 %, one step per ``step_s``."""
     steps = max(0, int((now - started_at) // step_s)) if step_s > 0 else 64
-    return min(100.0, percent * (2 ** min(steps, 64)))
+    return min(100.0, percent * float(2 ** min(steps, 64)))
 
 
 def resolve_policy(context: RouteContext, table: RoutingTable) -> CompiledPolicy:

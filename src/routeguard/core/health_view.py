@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from routeguard.core.model import HealthConfig
@@ -15,7 +15,7 @@ from routeguard.core.model import HealthConfig
 __all__ = ["HEALTHY", "HealthState", "HealthView", "ModelHealth", "StaticHealth"]
 
 
-class HealthState(str, Enum):
+class HealthState(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"

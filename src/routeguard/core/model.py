@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from routeguard.core import defaults as D
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class TerminalAction(str, Enum):
+class TerminalAction(StrEnum):
     SUSPEND = "suspend"
     HUMAN_QUEUE = "human_queue"
     READ_ONLY = "read_only"

@@ -352,13 +352,12 @@ def _health(r: FieldReader, path: str, value: object) -> HealthConfig:
     if value is None:
         return HealthConfig()
     h = r.mapping(path, value, _HEALTH)
-    rate = {"minimum": 0.0, "maximum": 1.0}
     cfg = HealthConfig(
         window_s=r.duration(h, path, "window", D.HEALTH_WINDOW_S),
         min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
-        error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, **rate),
-        degraded_error_rate=r.number(h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, **rate),
-        timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, **rate),
+        error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, minimum=0.0, maximum=1.0),
+        degraded_error_rate=r.number(h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0),
+        timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, minimum=0.0, maximum=1.0),
         p95_latency_s=r.duration(h, path, "p95_latency", None),
         cooldown_s=r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S),
         cooldown_max_s=r.duration(h, path, "cooldown_max", D.HEALTH_COOLDOWN_MAX_S),

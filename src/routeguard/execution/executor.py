@@ -269,7 +269,8 @@ class _Run:
             held: list[dict[str, Any]] = []
             try:
                 provider = self.ex.providers.get(model)
-                async with aclosing(provider.stream(request, timeout_s=self._timeout(policy))) as chunks:
+                stream = provider.stream(request, timeout_s=self._timeout(policy))
+                async with aclosing(stream) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
                         if delivered == 0 and not _has_output(chunk):
                             held.append(chunk)  # role-only preambles are held: failing over stays safe
