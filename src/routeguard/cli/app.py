@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from routeguard.cli import bundle_cmds
+from routeguard.cli import bundle_cmds, ops_cmds, serve_cmds
 
 app = typer.Typer(
     name="routeguard",
@@ -14,6 +14,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 bundle_cmds.register(app)
+serve_cmds.register(app)
+ops_cmds.register(app)
+
+
+def _mount_review() -> None:
+    from routeguard.review.command import app as review_app
+
+    app.add_typer(review_app, name="review", help="Propose cheaper or safer routing from evidence (never applies it).")
+
+
+_mount_review()
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 __all__ = [
     "FloatArray",
-    "Interval",
     "IntArray",
+    "Interval",
     "Paired",
     "bootstrap_class_means",
     "bootstrap_mean_interval",
@@ -71,7 +71,8 @@ class Paired:
 
 
 def _r(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else round(float(x), 6)
+    """Six significant digits (costs per task are tiny numbers); None for NaN."""
+    return None if x is None or math.isnan(x) else float(f"{float(x):.6g}")
 
 
 def is_binary(values: FloatArray) -> bool:
@@ -132,7 +133,9 @@ def mcnemar_exact(b: int, c: int) -> float:
         return 1.0
     k = min(b, c)
     log_half_n = n * math.log(0.5)
-    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n for i in range(k + 1)]
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n for i in range(k + 1)
+    ]
     top = max(log_terms)
     tail = math.exp(top) * sum(math.exp(t - top) for t in log_terms)
     return min(1.0, 2.0 * tail)

@@ -1,0 +1,50 @@
+"""The knobs of a review, in one immutable object (every default is here)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["ReviewSettings"]
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """How strict a review is.
+
+    ``tolerance`` is the share of baseline quality the traffic as a whole may lose (0.05: keep ≥ 95 %),
+    judged on the lower 95 % bound of a paired bootstrap. ``per_class_limit`` caps the share one class
+    may lose (point estimate); default 3 × tolerance.
+    """
+
+    tolerance: float = 0.05
+    per_class_limit: float | None = None
+    seed: int = 0
+    resamples: int = 1000  # bootstrap resamples (the gate and every interval)
+    holdout: float = 0.5  # share of each class held back for verification by replay
+    sample_per_class: int | None = None  # cap on the replay sample per affected class (None = all held-out)
+    min_class_n: int = 10  # fewer learn tasks than this: no change for the class
+    alpha: float = 0.05  # significance for upgrades (McNemar / paired bootstrap)
+    strong_alpha: float = 0.001  # the "much stronger evidence" needed inside the anti-flapping window
+    quality_target: float | None = None  # absolute per-class quality target (None: (1 - tolerance) × best)
+    flap_window_s: float = 7 * DAY_S
+    expiry_window_s: float = 30 * DAY_S  # an approval ending this soon counts as a deprecation
+    max_bad_share: float = 0.05  # share of bad input rows above which loading fails
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.tolerance < 1.0:
+            raise ValueError(f"tolerance must be between 0 and 1, got {self.tolerance}")
+        if not 0.0 < self.holdout < 1.0:
+            raise ValueError(f"holdout must be between 0 and 1, got {self.holdout}")
+        if self.resamples < 50:
+            raise ValueError(f"resamples must be at least 50, got {self.resamples}")
+
+    @property
+    def class_limit(self) -> float:
+        return self.per_class_limit if self.per_class_limit is not None else 3.0 * self.tolerance
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["per_class_limit"] = self.class_limit
+        return out
