@@ -148,6 +148,16 @@ class Outbox:
             if result.rowcount == 0 and session.get(OutboxRow, message_id) is None:  # type: ignore[attr-defined]
                 raise UnknownEntry(f"no outbox message {message_id}")
 
+    def reschedule(self, message_id: int, next_attempt_at: datetime) -> None:
+        """Move an undelivered message's next attempt without counting an attempt: a dispatcher hands back
+        a claimed message it did not try (shutting down, or running past its lease)."""
+        with self._db.transaction() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == message_id, OutboxRow.delivered_at.is_(None))
+                .values(next_attempt_at=utc(next_attempt_at))
+            )
+
     def oldest_undelivered_age(self, now: datetime | None = None) -> timedelta | None:
         """How long the oldest undelivered message has waited (None: nothing pending)."""
         with self._db.read() as session:

@@ -1,0 +1,133 @@
+"""The `Notifier` port, the summary text shared by the human-readable channels, and the factory that turns a
+bundle's `notifiers:` entries into senders.
+
+A notifier's `send(payload)` delivers one outbox payload (CONTRACT §5: `{event, policy, from_model, to_model,
+reason, expected_duration, ts, audit_seq, ...}`) and returns only once the receiver accepted it; any failure
+raises (`NotifyError` for a refusal, or the transport's own exception). Delivery is at least once: a receiver
+that must not act twice deduplicates on `audit_seq` (one audit record, one message per notifier).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from routeguard.core.model import Notifier as NotifierConfig
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "Notifier",
+    "NotifierConfigError",
+    "NotifyError",
+    "build_notifier",
+    "build_notifiers",
+    "expand_env",
+    "summarize",
+]
+
+DEFAULT_TIMEOUT_S = 5.0
+log = logging.getLogger("routeguard.notify")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class NotifyError(Exception):
+    """The receiver answered but refused the message (e.g. HTTP 500, SMTP 550)."""
+
+
+class NotifierConfigError(ValueError):
+    """A notifier entry lacks what its type needs (a webhook without `url`, an email without `to`)."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    name: str
+
+    async def send(self, payload: Mapping[str, Any]) -> None:
+        """Deliver one payload; raise on any failure (the dispatcher retries)."""
+        ...
+
+
+def expand_env(value: str, env: Mapping[str, str] | None = None) -> str:
+    """`${NAME}` → the environment variable (unset: empty), so secrets stay out of the bundle."""
+    source = os.environ if env is None else env
+    return _ENV_REF.sub(lambda m: source.get(m.group(1), ""), value)
+
+
+_TITLES = {
+    "route.changed": "Routing change",
+    "agent.routing.change": "Routing change",
+    "terminal": "Terminal action",
+    "agent.routing.terminal": "Terminal action",
+    "safe_mode": "Safe mode",
+    "agent.routing.safe_mode": "Safe mode",
+}
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def summarize(payload: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A one-line title and detail lines for people (Slack, e-mail); the JSON payload stays the record."""
+    event = str(payload.get("event") or "notification")
+    policy = payload.get("policy")
+    title = _TITLES.get(event, event)
+    if title == "Routing change":
+        to_model = payload.get("to_model") or f"terminal ({_text(payload.get('terminal_action'))})"
+        head = f"{title}: {_text(policy)} {_text(payload.get('from_model'))} → {to_model}"
+    elif title == "Terminal action":
+        head = f"{title}: {_text(policy)} → {_text(payload.get('action'))}"
+    elif title == "Safe mode":
+        state = "ON" if payload.get("enabled") else "OFF"
+        where = f"tenant {payload['tenant']}" if payload.get("tenant") else "global"
+        head = f"{title} {state} ({where})"
+    else:
+        head = f"{title}: {_text(policy)}" if policy else title
+    lines = [f"reason: {_text(payload.get('reason'))}"]
+    if payload.get("expected_duration") is not None:
+        lines.append(f"expected duration: {payload['expected_duration']}")
+    for key in ("scope", "queue", "policy_version"):
+        if payload.get(key) is not None:
+            lines.append(f"{key.replace('_', ' ')}: {payload[key]}")
+    lines.append(f"at: {_text(payload.get('ts'))} (audit #{_text(payload.get('audit_seq'))})")
+    return head, lines
+
+
+def build_notifier(config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Notifier:
+    """One sender for a bundle notifier entry; raises `NotifierConfigError` when the entry is incomplete."""
+    headers = {k: expand_env(v) for k, v in config.headers.items()}
+    if config.type in ("webhook", "slack"):
+        if not config.url:
+            raise NotifierConfigError(f"notifier {config.name!r} ({config.type}) needs a url")
+        if config.type == "webhook":
+            from routeguard.notify.webhook import WebhookNotifier
+
+            return WebhookNotifier(config.name, config.url, headers=headers, timeout_s=timeout_s)
+        from routeguard.notify.slack import SlackNotifier
+
+        return SlackNotifier(config.name, config.url, headers=headers, timeout_s=timeout_s)
+    if config.type == "email":
+        from routeguard.notify.email import EmailNotifier
+
+        return EmailNotifier.from_config(config, timeout_s=timeout_s)
+    raise NotifierConfigError(f"notifier {config.name!r}: unknown type {config.type!r}")
+
+
+def build_notifiers(
+    configs: Mapping[str, NotifierConfig], *, timeout_s: float = DEFAULT_TIMEOUT_S, strict: bool = True
+) -> dict[str, Notifier]:
+    """Every notifier of a bundle (`bundle.notifiers`), by name. `strict=False` logs and leaves out an
+    incomplete entry (its messages then wait with an "unknown notifier" error) instead of raising."""
+    out: dict[str, Notifier] = {}
+    for name, cfg in configs.items():
+        try:
+            out[name] = build_notifier(cfg, timeout_s=timeout_s)
+        except NotifierConfigError:
+            if strict:
+                raise
+            log.exception("notifier %r left out", name)
+    return out

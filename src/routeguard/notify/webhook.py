@@ -1,0 +1,47 @@
+"""Generic webhook: POST the CONTRACT §5 payload as recorded in the outbox, JSON, with the notifier's headers.
+
+Extra headers identify the message so a receiver can deduplicate (delivery is at least once):
+`x-routeguard-event` and `x-routeguard-audit-seq`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from routeguard.notify._http import JsonPoster
+from routeguard.notify.base import DEFAULT_TIMEOUT_S
+
+__all__ = ["WebhookNotifier"]
+
+
+class WebhookNotifier:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.headers = dict(headers or {})
+        self.timeout_s = timeout_s
+        self._poster = JsonPoster(timeout_s, client)
+
+    async def send(self, payload: Mapping[str, Any]) -> None:
+        headers = dict(self.headers)
+        headers.setdefault("x-routeguard-event", str(payload.get("event", "")))
+        if payload.get("audit_seq") is not None:
+            headers.setdefault("x-routeguard-audit-seq", str(payload["audit_seq"]))
+        await self._poster.post(self.url, payload, headers)
+
+    async def aclose(self) -> None:
+        await self._poster.aclose()
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier({self.name!r}, {self.url!r})"
