@@ -7,9 +7,9 @@ or tasks: one lock guards the tracker and the route state; decisions themselves 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,11 @@ log = logging.getLogger("routeguard.runtime")
 STABLE_SCOPE = "all"
 _REFRESH_EVERY_S = 1.0
 _PROBE_MEMORY = 10_000
+
+
+def _new_trace_id() -> str:
+    """128 random bits as 32 hex digits (like ``uuid4().hex``, at a fifth of the cost)."""
+    return os.urandom(16).hex()
 
 
 class Router:
@@ -152,10 +157,14 @@ class Router:
     # ----------------------------------------------------------------- decisions and outcomes
     def context(self, context: Mapping[str, Any] | RouteContext) -> RouteContext:
         """A typed context with a trace id (and, in legacy mode, the single policy's agent)."""
-        ctx = context if isinstance(context, RouteContext) else RouteContext.from_dict(context)
+        if isinstance(context, RouteContext):
+            ctx = context
+        else:  # the new trace id goes straight in: dataclasses.replace costs more than the whole parse
+            given = context.get("trace_id") if isinstance(context, Mapping) else None
+            ctx = RouteContext.from_dict(context, trace_id=None if given else _new_trace_id())
         changes: dict[str, Any] = {}
         if not ctx.trace_id:
-            changes["trace_id"] = uuid.uuid4().hex
+            changes["trace_id"] = _new_trace_id()
         if self._legacy and ctx.agent != LEGACY_POLICY:
             changes["agent"] = LEGACY_POLICY
         if changes:
@@ -171,9 +180,9 @@ class Router:
             now = self._clock()
             scope, table = self.table_for(ctx.tenant)
             decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
-            if decision.probe and decision.model is not None:
-                if self._tracker.begin_probe(decision.policy, decision.model, now):
-                    self._remember_probe(ctx.trace_id, decision.policy, decision.model)
+            if (decision.probe and decision.model is not None
+                    and self._tracker.begin_probe(decision.policy, decision.model, now)):
+                self._remember_probe(ctx.trace_id, decision.policy, decision.model)
             events = self._refresh(now)
         self._emit_all(events)
         return decision
@@ -219,7 +228,9 @@ class Router:
             events = self._refresh(now)
         self._emit_all(events)
 
-    def signal(self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external") -> None:
+    def signal(
+        self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external"
+    ) -> None:
         """An external health signal: ``up``, ``degraded`` or ``down``, valid for ``ttl_s``."""
         with self._lock:
             now = self._clock()
@@ -250,7 +261,9 @@ class Router:
     def safe_mode(self) -> SafeMode:
         return self._safe
 
-    def set_safe_mode(self, enabled: bool, *, tenant: str | None = None, reason: str = "", by: str = "operator") -> None:
+    def set_safe_mode(
+        self, enabled: bool, *, tenant: str | None = None, reason: str = "", by: str = "operator"
+    ) -> None:
         with self._lock:
             now = self._clock()
             if tenant is None:
@@ -259,7 +272,8 @@ class Router:
                 tenants = set(self._safe.tenants)
                 (tenants.add if enabled else tenants.discard)(tenant)
                 self._safe = SafeMode(self._safe.global_on, frozenset(tenants))
-            events: list[Event] = [SafeModeChanged(enabled, reason or ("on" if enabled else "off"), now, tenant, by)]
+            text = reason or ("on" if enabled else "off")
+            events: list[Event] = [SafeModeChanged(enabled, text, now, tenant, by)]
             events += self._refresh(now, force=True)
         self._emit_all(events)
 
@@ -362,7 +376,9 @@ class Router:
             self._executor = Executor(self, **self._executor_options)
         return self._executor
 
-    async def complete(self, context: Mapping[str, Any] | RouteContext, request: Mapping[str, Any]) -> dict[str, Any]:
+    async def complete(
+        self, context: Mapping[str, Any] | RouteContext, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Route, call, retry and fall back safely; an OpenAI chat completion dict."""
         return await self.executor.complete(self.context(context), dict(request))
 

@@ -8,8 +8,10 @@
 
 Behaviour is chosen by the ``model`` field of the request body. ``set(model, *behaviours)`` queues
 behaviours: each call takes the next one and the last one sticks. Unknown models answer ``ok()``.
-Every request is recorded (``requests``: model, body, headers). Shapes are written out by hand here
-(not built with routeguard's helpers) so the tests check routeguard against independent data.
+Every request is recorded (``requests``: model, body, headers); a client that hangs up while a
+response is delayed or between stream chunks is recorded in ``disconnects`` (its model).
+Shapes are written out by hand here (not built with routeguard's helpers) so the tests check
+routeguard against independent data.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class UpstreamApp:
         self._lock = threading.Lock()
         self._behaviours: dict[str, list[Behaviour]] = {}
         self.requests: list[Recorded] = []
+        self.disconnects: list[str] = []
         self.stopping = False
 
     def set(self, model: str, *behaviours: Behaviour) -> None:
@@ -167,6 +170,7 @@ class UpstreamApp:
         with self._lock:
             self._behaviours.clear()
             self.requests.clear()
+            self.disconnects.clear()
 
     def count(self, model: str) -> int:
         with self._lock:
@@ -188,10 +192,23 @@ class UpstreamApp:
                 return ok()
             return queue.pop(0) if len(queue) > 1 else queue[0]
 
-    async def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < end:
-            await asyncio.sleep(min(0.02, max(0.0, end - time.monotonic())))
+    async def _sleep(self, seconds: float, receive: Receive | None = None, model: str = "") -> bool:
+        """Wait ``seconds``; False (and the disconnect recorded) when the client hangs up meanwhile."""
+        watcher = asyncio.ensure_future(receive()) if receive is not None else None
+        try:
+            end = time.monotonic() + seconds
+            while not self.stopping and time.monotonic() < end:
+                if watcher is not None and watcher.done():
+                    if watcher.result().get("type") == "http.disconnect":
+                        with self._lock:
+                            self.disconnects.append(model)
+                        return False
+                    watcher = asyncio.ensure_future(receive())
+                await asyncio.sleep(min(0.02, max(0.0, end - time.monotonic())))
+            return True
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,12 +235,12 @@ class UpstreamApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         model = str(body.get("model"))
         behaviour = self._take(model, body, headers)
-        if behaviour.delay_s:
-            await self._sleep(behaviour.delay_s)
+        if behaviour.delay_s and not await self._sleep(behaviour.delay_s, receive, model):
+            return
         if behaviour.kind == "error":
             await _json(send, behaviour.status, behaviour.body, behaviour.headers)
         elif body.get("stream"):
-            await self._stream(send, model, behaviour)
+            await self._stream(send, receive, model, behaviour)
         elif behaviour.kind == "tool_call":
             call = {"id": "call_up1", "type": "function",
                     "function": {"name": behaviour.tool_name, "arguments": behaviour.tool_arguments}}
@@ -233,7 +250,7 @@ class UpstreamApp:
             message = {"role": "assistant", "content": behaviour.content, "refusal": None}
             await _json(send, 200, _completion(model, message, "stop"))
 
-    async def _stream(self, send: Send, model: str, b: Behaviour) -> None:
+    async def _stream(self, send: Send, receive: Receive, model: str, b: Behaviour) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
                                 (b"cache-control", b"no-cache")]})
@@ -253,8 +270,8 @@ class UpstreamApp:
         if b.kind in ("stream_break", "stream_error_event"):
             events = events[: b.after]
         for i, event in enumerate(events):
-            if i and b.chunk_gap_s:
-                await self._sleep(b.chunk_gap_s)
+            if i and b.chunk_gap_s and not await self._sleep(b.chunk_gap_s, receive, model):
+                return
             await send({"type": "http.response.body", "body": _sse(event), "more_body": True})
         if b.kind == "stream_break":
             return  # returning without completing the response drops the connection mid-body
@@ -311,6 +328,11 @@ class UpstreamServer:
     @property
     def requests(self) -> list[Recorded]:
         return self.app.requests
+
+    @property
+    def disconnects(self) -> list[str]:
+        """Models whose client hung up before the response was complete."""
+        return self.app.disconnects
 
     def reset(self) -> None:
         self.app.reset()

@@ -212,7 +212,7 @@ class _Walk:
                 kinds.add("retryable")
             if h.state is HealthState.UNHEALTHY:
                 kinds.add("unavailable")
-            since = h.since if h.state is not HealthState.HEALTHY else self.now
+            since = h.failing_since if h.state is not HealthState.HEALTHY else self.now
             return frozenset(kinds), since
         limits = cand.model.limits
         if limits is not None and (
@@ -229,18 +229,18 @@ class _Walk:
             return None
         if state is HealthState.UNHEALTHY:
             self.reject(cand, "unhealthy", h.detail or "unhealthy")
-            return _UNAVAILABLE, h.since
+            return _UNAVAILABLE, h.failing_since
         if state is HealthState.PROBING:
             if h.probe_admitted:
                 return None
             self.reject(cand, "unhealthy", h.detail or "recovering: waiting for probes")
-            return _UNAVAILABLE, h.since
+            return _UNAVAILABLE, h.failing_since
         # degraded or stale: move on only if a later fallback is admitted by `degraded` now
-        if self._degraded_admitted_later(chain, i, h.since):
+        if self._degraded_admitted_later(chain, i, h.failing_since):
             self.reject(cand, state.value, h.detail or state.value)
             if self.degraded_skip is None:
                 self.degraded_skip = cand
-            return _DEGRADED, h.since
+            return _DEGRADED, h.failing_since
         return None
 
     def _degraded_admitted_later(self, chain: tuple[Candidate, ...], i: int, since: float) -> bool:

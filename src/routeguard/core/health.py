@@ -181,7 +181,9 @@ class HealthTracker:
         key = (state, pair.since, p95, admitted, requests, tokens, cooldown_left)
         if pair.view is not None and pair.view_key == key:
             return pair.view
-        view = ModelHealth(state, pair.since, pair.detail, p95, admitted, requests, tokens, cooldown_left)
+        view = ModelHealth(
+            state, pair.since, pair.detail, p95, admitted, requests, tokens, cooldown_left, pair.trouble_since
+        )
         pair.view, pair.view_key = view, key
         return view
 

@@ -139,6 +139,7 @@ class PairState:
     # The last ModelHealth handed out and what it was built from: reused while nothing changed.
     view: ModelHealth | None = None
     view_key: tuple[object, ...] = ()
+    trouble_since: float | None = None  # when the pair last left HEALTHY (the episode a fallback's `after` waits on)
 
     def move(
         self, to: HealthState, now: float, detail: str, config: HealthConfig, *, by_signal: bool
@@ -148,6 +149,10 @@ class PairState:
             raise IllegalHealthTransition(f"{self.state.value} -> {to.value} is not a health transition")
         leaving = self.state
         self.state, self.since, self.detail = to, now, detail
+        if to is HealthState.HEALTHY:
+            self.trouble_since = None
+        elif self.trouble_since is None:
+            self.trouble_since = now
         if to is _U:
             self._eject(now, config, by_signal=by_signal)
         elif to is _P:

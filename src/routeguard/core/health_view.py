@@ -35,6 +35,12 @@ class ModelHealth:
     requests_last_min: int = 0  # for rpm quotas
     tokens_last_min: int = 0  # for tpm quotas
     cooldown_left_s: float | None = None  # UNHEALTHY: time until probing starts
+    trouble_since: float | None = None  # when the model last left healthy (None while healthy)
+
+    @property
+    def failing_since(self) -> float:
+        """Start of the current episode of trouble, for a fallback's ``after``."""
+        return self.trouble_since if self.trouble_since is not None else self.since
 
 
 HEALTHY = ModelHealth(HealthState.HEALTHY)

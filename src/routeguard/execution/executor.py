@@ -20,7 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from routeguard.core.decision import Decision
+from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.errors import ProviderError
 from routeguard.core.events import FallbackUsed, TerminalEngaged
 from routeguard.core.exceptions import PartialOutputError, QueuedForHuman, Suspended
@@ -83,7 +83,9 @@ class Executor:
         completion, _served = await self.complete_served(ctx, request)
         return completion
 
-    async def complete_served(self, ctx: RouteContext, request: dict[str, Any]) -> tuple[dict[str, Any], Served]:
+    async def complete_served(
+        self, ctx: RouteContext, request: dict[str, Any]
+    ) -> tuple[dict[str, Any], Served]:
         """The completion and how it was served (the proxy reports the latter in headers)."""
         run = _Run(self, ctx)
         while True:
@@ -124,7 +126,7 @@ class Executor:
             return
 
 
-class _FailOver(Exception):  # noqa: N818 - control flow inside the executor only
+class _FailOver(Exception):
     """This model failed this request before any output; try the next one the engine admits."""
 
 
@@ -141,6 +143,8 @@ class _Run:
         start = self.router.now()
         self.deadline = start + ctx.sla_ms / 1000 if ctx.sla_ms is not None else None
         self.last_error: ProviderError | None = None
+        self.terminal_action: str | None = None  # the action actually carried out, once it is
+        self.fallback_recorded = False
 
     def next_decision(self) -> Decision:
         if self.deadline is not None and self.router.now() >= self.deadline and self.last_error is not None:
@@ -152,6 +156,7 @@ class _Run:
             self.first = decision
         if decision.model is None and self.last_error is not None and not self._error_admits_fallback():
             # a non-retryable error that no fallback is named for surfaces as itself, not as terminal
+            self._finish_fallback(failed=True)
             raise self.last_error
         return decision
 
@@ -170,16 +175,23 @@ class _Run:
         assert self.first is not None
         served = Served(
             self.first, model, self.attempts, fell_back=bool(self.failures) or (model != self.first.model),
-            terminal=None if model is not None else (self.first.terminal.action.value if self.first.terminal else "suspend"),
+            terminal=None if model is not None else (self.terminal_action or "suspend"),
         )
-        if self.failures:
-            self._finish_fallback(failed=model is None)
+        self._finish_fallback(failed=model is None)
         for observer in self.ex.observers:
             observer(served)
         return served
 
     def _finish_fallback(self, failed: bool) -> None:
-        self.router.record_fallback_result(failed)
+        """Feed auto safe mode once per request that needed a fallback: a model failed it in this
+        request, or its first decision already skipped the primary. Successes count too (else the
+        rate would be all failures)."""
+        first = self.first
+        if self.fallback_recorded or first is None:
+            return
+        if self.failures or first.status is DecisionStatus.FALLBACK:
+            self.fallback_recorded = True
+            self.router.record_fallback_result(failed)
 
     def _timeout(self, policy: Policy) -> float:
         timeout = policy.timeout_s
@@ -253,10 +265,13 @@ class _Run:
 
     def _fail_over(self, decision: Decision, model: str, cls: str) -> None:
         self.failures[model] = cls
-        self.router.emit(FallbackUsed(decision.policy, model, None, cls, self.router.now(), self.ctx.trace_id))
+        now = self.router.now()
+        self.router.emit(FallbackUsed(decision.policy, model, None, cls, now, self.ctx.trace_id))
         raise _FailOver
 
-    async def stream_model(self, decision: Decision, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream_model(
+        self, decision: Decision, request: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         model_name = decision.model
         assert model_name is not None
         table = self._table()
@@ -281,9 +296,11 @@ class _Run:
                         delivered += 1
                         yield chunk
             except ProviderError as err:
-                self._report(decision, model_name, False, err.error_class.value, started, partial=delivered > 0)
+                cls = err.error_class.value
+                self._report(decision, model_name, False, cls, started, partial=delivered > 0)
                 if delivered > 0:
-                    raise PartialOutputError(model_name, err.error_class.value, str(err), delivered) from err
+                    self._finish_fallback(failed=True)
+                    raise PartialOutputError(model_name, cls, str(err), delivered) from err
                 await self._after_failure(decision, policy, model_name, err, attempt)
                 continue
             for early in held:
@@ -299,18 +316,21 @@ class _Run:
         policy = self._table().policies.get(decision.policy)
         notify = policy.policy.notify if policy is not None else ()
         entry = None
+        self.terminal_action = terminal.action.value
         if terminal.action is TerminalAction.HUMAN_QUEUE:
-            entry = self.ex.queue.put(terminal.queue or "default", decision.policy, self.ctx.trace_id, request, reason)
+            entry = self.ex.queue.put(terminal.queue or "default", decision.policy, self.ctx.trace_id,
+                                      request, reason)
         self.router.emit(
-            TerminalEngaged(decision.policy, terminal.action.value, reason, self.router.now(), self.ctx.trace_id,
-                            terminal.queue, entry, self.ctx.tenant, notify)
+            TerminalEngaged(decision.policy, terminal.action.value, reason, self.router.now(),
+                            self.ctx.trace_id, terminal.queue, entry, self.ctx.tenant, notify)
         )
         if terminal.action is TerminalAction.SUSPEND:
             self.served(None)
             raise Suspended(decision.policy, reason, self.ctx.trace_id)
         if terminal.action is TerminalAction.HUMAN_QUEUE:
             self.served(None)
-            raise QueuedForHuman(decision.policy, reason, self.ctx.trace_id, terminal.queue or "default", entry or "")
+            raise QueuedForHuman(decision.policy, reason, self.ctx.trace_id, terminal.queue or "default",
+                                 entry or "")
         text = terminal.response or terminal.message or (
             "This assistant is in read-only mode: no approved model is available right now."
         )
@@ -323,7 +343,8 @@ def _has_output(chunk: Mapping[str, Any]) -> bool:
     """A chunk that hands something to the caller: content, a tool call, or a finish."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("function_call") or choice.get("finish_reason"):
+        if (delta.get("content") or delta.get("tool_calls") or delta.get("function_call")
+                or choice.get("finish_reason")):
             return True
     return not chunk.get("choices")
 
