@@ -6,6 +6,7 @@ or tasks: one lock guards the tracker and the route state; decisions themselves 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from routeguard.core.decision import Decision
 from routeguard.core.engine import decide, decide_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
+from routeguard.core.health_view import ModelHealth
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
@@ -68,6 +70,7 @@ class Router:
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
         self._pairs: set[tuple[str, str]] = set()
+        self._no_probes = _WithoutProbes(self._tracker)
         self._executor: Executor | None = None
         self._executor_options = dict(executor_options or {})
         self.set_tables({STABLE_SCOPE: table})
@@ -218,7 +221,7 @@ class Router:
                 latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
                 tokens=out.input_tokens + out.output_tokens,
                 probe=probe is not None and probe[1] == out.model,
-                policy=probe[0] if probe is not None else None,
+                policy=None,  # a probe's result is evidence for every policy probing that model
             )
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
@@ -266,12 +269,15 @@ class Router:
     ) -> None:
         with self._lock:
             now = self._clock()
+            before = self._safe
             if tenant is None:
                 self._safe = SafeMode(enabled, self._safe.tenants)
             else:
                 tenants = set(self._safe.tenants)
                 (tenants.add if enabled else tenants.discard)(tenant)
                 self._safe = SafeMode(self._safe.global_on, frozenset(tenants))
+            if self._safe == before:
+                return  # nothing changed: no event, no routing change
             text = reason or ("on" if enabled else "off")
             events: list[Event] = [SafeModeChanged(enabled, text, now, tenant, by)]
             events += self._refresh(now, force=True)
@@ -300,7 +306,7 @@ class Router:
         for scope, table in self._tables.items():
             for compiled in table.policies.values():
                 ref_ctx = RouteContext(trace_id="routeguard:reference", agent=compiled.policy.agent)
-                reference = decide_policy(compiled, ref_ctx, table, self._tracker, self._safe, now)
+                reference = decide_policy(compiled, ref_ctx, table, self._no_probes, self._safe, now)
                 changes += self._routes.observe(compiled, table, scope, reference, self._tracker, now)
         return events + self._health_events() + changes
 
@@ -391,3 +397,18 @@ class Router:
     async def aclose(self) -> None:
         if self._executor is not None:
             await self._executor.aclose()
+
+
+class _WithoutProbes:
+    """The tracker as route state sees it: a probing model serves probes, not the policy's traffic."""
+
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: HealthTracker) -> None:
+        self._tracker = tracker
+
+    def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
+        health = self._tracker.model_health(policy, config, model, now)
+        if health.probe_admitted:
+            return dataclasses.replace(health, probe_admitted=False)
+        return health

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from routeguard.cli import bundle_cmds, ops_cmds, serve_cmds
+from routeguard.sim import command as sim_command
 
 app = typer.Typer(
     name="routeguard",
@@ -16,6 +17,7 @@ app = typer.Typer(
 bundle_cmds.register(app)
 serve_cmds.register(app)
 ops_cmds.register(app)
+sim_command.register(app)
 
 
 def _mount_review() -> None:

@@ -1,0 +1,203 @@
+"""Commands on the service and its store: `routeguard serve`, `audit verify|export`, `db upgrade`."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from routeguard.cli.output import console, err_console, print_json
+
+__all__ = ["register"]
+
+audit_app = typer.Typer(help="The hash-chained audit log of a store.", no_args_is_help=True)
+db_app = typer.Typer(help="The store's database schema.", no_args_is_help=True)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="SQLAlchemy URL of the store (default: ROUTEGUARD_DB, else sqlite:///./routeguard.db)"
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(db_app, name="db")
+
+
+def _db_url(db: str | None) -> str:
+    from routeguard.service.settings import default_db_url
+
+    return db or default_db_url()
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="bundle published as version 1 on a store without one")
+    ] = None,
+    db: DbOpt = None,
+    redis: Annotated[
+        str | None,
+        typer.Option("--redis", help="PLANNED: shared state for replicas (one replica per store now)"),
+    ] = None,
+    auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
+    access_log: Annotated[bool, typer.Option("--access-log", help="log every request")] = False,
+) -> None:
+    """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
+    import uvicorn
+
+    from routeguard.service.app import create_app
+    from routeguard.service.auth import AuthError
+    from routeguard.service.bootstrap import StartupError
+    from routeguard.service.settings import Settings
+    from routeguard.service.state import ServiceState
+
+    if redis:
+        err_console.print(
+            "[yellow]warning[/]: --redis is planned, not implemented yet: state is kept in this process; "
+            "run one replica per store"
+        )
+    settings = Settings(
+        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis
+    )
+    try:
+        state = ServiceState.open(settings)
+    except AuthError as exc:
+        err_console.print(f"[red]error[/]: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    except StartupError as exc:
+        err_console.print(f"[red]error[/]: {escape(exc.message)}")
+        for finding in exc.findings:
+            err_console.print(f"  {escape(str(finding))}")
+        raise typer.Exit(exc.exit_code) from exc
+    for note in state.report.notes:
+        err_console.print(f"routeguard: {escape(note)}")
+    scheme = "https" if ssl_certfile else "http"
+    version = state.serving_version()
+    err_console.print(
+        f"routeguard: serving {'version ' + str(version) if version is not None else 'no published version'} "
+        f"on {scheme}://{host}:{port} (store {escape(_shown(settings.db_url))}, "
+        f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'})"
+    )
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's generations: shorter pauses while serving
+    try:
+        uvicorn.run(
+            create_app(settings, state=state),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    finally:
+        state.store.close()
+
+
+def _open_existing(db: str | None, as_json: bool) -> Any:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routeguard.store.db import open_store
+
+    url = _db_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        _fail(f"no store at {parsed.database}", as_json, 2)
+    try:
+        return open_store(url, migrate=False)
+    except SQLAlchemyError as exc:
+        _fail(f"cannot open the store {_shown(url)}: {exc}", as_json, 2)
+
+
+def _fail(message: str, as_json: bool, code: int) -> None:
+    if as_json:
+        print_json({"error": {"code": "store", "message": message}})
+    else:
+        err_console.print(f"[red]error[/]: {escape(message)}")
+    raise typer.Exit(code)
+
+
+@audit_app.command("verify")
+def verify(
+    db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
+) -> None:
+    """Check the audit hash chain: exit 0 when intact, 1 with the first broken record."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    store = _open_existing(db, as_json)
+    try:
+        result = store.audit.verify()
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read the audit log: {exc}", as_json, 2)
+    finally:
+        store.close()
+    if as_json:
+        print_json(result.to_dict())
+    elif result.ok:
+        console.print(f"[green]✓[/] audit chain intact: {result.records} record(s)")
+    else:
+        err_console.print(
+            f"[red]✗[/] audit chain broken at record {result.first_broken}: {escape(result.reason or '')} "
+            f"({result.records} record(s))"
+        )
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@audit_app.command("export")
+def export(
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="JSONL file (default: standard output)")] = None,
+) -> None:
+    """Write every audit record, with seq, prev_hash and hash, as JSON lines."""
+    store = _open_existing(db, False)
+    try:
+        if out is None:
+            count = store.audit.export_jsonl(sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8") as fp:
+                count = store.audit.export_jsonl(fp)
+        head_seq, head_hash = store.audit.head()
+    finally:
+        store.close()
+    err_console.print(f"exported {count} record(s); chain head {head_seq} {head_hash}")
+
+
+@db_app.command("upgrade")
+def upgrade(db: DbOpt = None) -> None:
+    """Create or migrate the store's tables to the latest schema (idempotent)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routeguard.store.db import create_store_engine, current_revision
+    from routeguard.store.db import upgrade as run_upgrade
+
+    url = _db_url(db)
+    engine = create_store_engine(url)
+    try:
+        run_upgrade(engine)
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        _fail(f"cannot migrate {_shown(url)}: {exc}", False, 2)
+    finally:
+        engine.dispose()
+    console.print(f"store {escape(_shown(url))} is at revision {revision}")

@@ -1,0 +1,88 @@
+"""The FastAPI application: `create_app(settings)` (CONTRACT §3).
+
+Building the app opens the store and bootstraps it (see `ServiceState.open`), so a bad `--config` or an
+unsafe exposure fails before anything listens. The background ticker runs while the app is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import routeguard
+from routeguard.service.api import (
+    audit,
+    health,
+    meta,
+    models,
+    outcomes,
+    policies,
+    queue,
+    rollback,
+    route,
+    routes,
+)
+from routeguard.service.api import safe_mode as safe_mode_api
+from routeguard.service.errors import install_error_handlers
+from routeguard.service.fastpath import RouteFastPath
+from routeguard.service.settings import Settings
+from routeguard.service.state import ServiceState
+
+__all__ = ["create_app"]
+
+_ROUTERS = (route, outcomes, health, routes, models, policies, rollback, safe_mode_api, audit, queue, meta)
+_JSON = b"application/json"
+
+
+class JsonByDefault:
+    """A body sent without a JSON content type (curl -d) is read as JSON: every endpoint takes JSON only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = scope["headers"]
+            ctype = next((v for k, v in headers if k == b"content-type"), None)
+            if ctype is None or not ctype.split(b";")[0].strip().endswith(b"json"):
+                rest = [(k, v) for k, v in headers if k != b"content-type"]
+                scope = {**scope, "headers": [*rest, (b"content-type", _JSON)]}
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, state: ServiceState | None = None, routers: Iterable[APIRouter] = ()
+) -> FastAPI:
+    """The service app. Pass `state` to reuse an opened one (the CLI does, to report start-up problems);
+    `routers` adds more endpoints (the proxy, metrics)."""
+    settings = settings or Settings()
+    service = state if state is not None else ServiceState.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+            service.close()  # closes the store if the state opened it
+
+    app = FastAPI(
+        title="routeguard",
+        version=getattr(routeguard, "__version__", "0"),
+        description="Governed model routing for AI agents: decide, fall back safely, prove what happened.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.auth = service.auth
+    install_error_handlers(app)
+    for module in _ROUTERS:
+        app.include_router(module.router)
+    for extra in routers:
+        app.include_router(extra)
+    app.add_middleware(JsonByDefault)
+    app.add_middleware(RouteFastPath)  # outermost: /v1/route skips the framework's per-request work
+    return app

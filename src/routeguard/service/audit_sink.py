@@ -1,0 +1,88 @@
+"""Router events → the durable store: each in one transaction with its outbox messages (CONTRACT §5).
+
+- RouteChanged, TerminalEngaged: audited, and queued to the policy's notifiers;
+- SafeModeChanged: automatic ones are persisted (so a restart keeps them), audited and queued to every
+  notifier; manual ones are written by the safe-mode endpoint itself, so they are skipped here;
+- HealthChanged (`health.changed`), CanaryStepped (`canary.step`): audited;
+- FallbackUsed: counted only.
+Every event is also a structured log line on the `routeguard.events` logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from routeguard.core.events import (
+    Event,
+    FallbackUsed,
+    RouteChanged,
+    SafeModeChanged,
+    TerminalEngaged,
+)
+from routeguard.store.db import Store
+
+__all__ = ["AUTO_SAFE_MODE_ACTOR", "AuditSink"]
+
+log = logging.getLogger("routeguard.events")
+AUTO_SAFE_MODE_ACTOR = "routeguard:auto"
+
+
+def _ts(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
+
+
+class AuditSink:
+    """Subscribe an instance to the Router; `notifiers()` names every notifier of the stable bundle."""
+
+    def __init__(self, store: Store, notifiers: Callable[[], tuple[str, ...]]) -> None:
+        self._store = store
+        self._notifiers = notifiers
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.failures = 0
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.counts[event.event] = self.counts.get(event.event, 0) + 1
+        if isinstance(event, FallbackUsed):
+            return
+        body = event.to_dict()
+        if log.isEnabledFor(logging.INFO):
+            log.info(json.dumps(body, default=str, sort_keys=True))
+        try:
+            self._record(event, body)
+        except Exception:
+            with self._lock:
+                self.failures += 1
+            raise
+
+    def _record(self, event: Event, body: dict[str, Any]) -> None:
+        if isinstance(event, SafeModeChanged):
+            if event.automatic:
+                reason = event.reason or "automatic"
+                self._store.safe_mode.set(
+                    event.enabled,
+                    event.tenant,
+                    reason,
+                    AUTO_SAFE_MODE_ACTOR,
+                    notifiers=self._notifiers(),
+                    now=_ts(event.at),
+                )
+            return
+        payload = {k: v for k, v in body.items() if k not in ("kind", "ts")}
+        notify: tuple[str, ...] = ()
+        if isinstance(event, RouteChanged | TerminalEngaged):
+            notify = event.notify
+        self._store.events.record_event(
+            event.audit_kind,
+            payload,
+            getattr(event, "policy", None),
+            getattr(event, "scope", None),
+            notify,
+            now=_ts(event.at),
+        )

@@ -1,0 +1,34 @@
+"""Settings of one `routeguard serve` process (CONTRACT §6), plain data; the CLI fills them in."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_DB_URL", "DEFAULT_HOST", "DEFAULT_PORT", "Settings", "default_db_url"]
+
+DEFAULT_DB_URL = "sqlite:///./routeguard.db"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def default_db_url() -> str:
+    """`ROUTEGUARD_DB`, else the SQLite file `./routeguard.db`."""
+    return os.environ.get("ROUTEGUARD_DB") or DEFAULT_DB_URL
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db_url: str = field(default_factory=default_db_url)
+    config_path: Path | None = None
+    auth_file: Path | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    redis_url: str | None = None
+    tick_s: float = 1.0  # the background refresh of health and routes
+    approval_warning_s: float = 7 * 86400.0  # `approval.expiring` is audited this long before an expiry
+    legacy_env: bool = True  # allow legacy single-model mode from ROUTEGUARD_MODEL
+    clock: Callable[[], float] = time.time

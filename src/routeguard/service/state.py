@@ -1,0 +1,161 @@
+"""The running service: the durable store wired to the Router.
+
+- tables per live scope are rebuilt from the store's publications (`apply`), under one lock, before a
+  publish / rollback answers;
+- router events go to the audit log and outbox (`AuditSink`);
+- safe mode is persisted and restored on start; the human queue of the executor is the store's;
+- a background ticker calls `router.refresh()` every `tick_s` and audits `approval.expiring`.
+Always read `state.router` afresh: it is replaced once if legacy mode gives way to a published version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from routeguard.core.context import SafeMode
+from routeguard.core.table import RoutingTable
+from routeguard.runtime import Router
+from routeguard.service.approvals import ApprovalWatch
+from routeguard.service.audit_sink import AuditSink
+from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
+from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.settings import Settings
+from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
+from routeguard.store.db import Store, open_store
+
+__all__ = ["DurableHumanQueue", "ServiceState"]
+
+log = logging.getLogger("routeguard.service")
+
+
+class DurableHumanQueue:
+    """The executor's human queue, backed by the store (survives restarts)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def put(self, queue: str, policy: str, trace_id: str, request: dict[str, Any], reason: str) -> str:
+        # the reason is in the `terminal` audit record of the same trace id; the request stays replayable
+        return str(self._store.queue.put(queue, policy, trace_id, request))
+
+
+class ServiceState:
+    def __init__(self, settings: Settings, store: Store, auth: AuthConfig, report: BootReport) -> None:
+        self.settings = settings
+        self.store = store
+        self.auth = auth
+        self.report = report
+        self.lock = threading.RLock()  # serialises publish, rollback, safe mode and table rebuilds
+        self.cache = TableCache()
+        self.queue = DurableHumanQueue(store)
+        self.sink = AuditSink(store, self.notifier_names)
+        self.watch = ApprovalWatch(store, settings.approval_warning_s)
+        self._fallback = report.legacy_table or EMPTY_TABLE
+        self._live = self._build()
+        self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
+        self._ticker: asyncio.Task[None] | None = None
+        self._owns_store = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def open(cls, settings: Settings) -> ServiceState:
+        """Load auth, refuse unsafe exposure, open (and migrate) the store, bootstrap. Raises AuthError,
+        StartupError; the CLI maps them to exit 2 / exit 1."""
+        auth = load_auth_file(settings.auth_file) if settings.auth_file is not None else AuthConfig()
+        check_exposure(auth, settings.host)
+        store = open_store(settings.db_url)
+        try:
+            report = bootstrap(store, settings.config_path, settings.clock(), legacy_env=settings.legacy_env)
+            state = cls(settings, store, auth, report)
+        except BaseException:
+            store.close()
+            raise
+        state._owns_store = True
+        return state
+
+    def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
+        router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
+        router.set_tables(live.tables, live.scope_function())
+        router.subscribe(self.sink)
+        router.executor.queue = self.queue
+        safe = self.store.safe_mode.state()
+        router.load_safe_mode(SafeMode(safe.global_on, safe.tenants_on))
+        return router
+
+    def _table_of(self, version: int) -> RoutingTable:
+        def content() -> tuple[dict[str, Any], str]:
+            pv = self.store.policies.get_version(version)
+            return dict(pv.content or {}), pv.content_hash
+
+        return self.cache.get(version, content)
+
+    def _build(self) -> LiveTables:
+        return LiveTables.build(self.store.policies.rollout(), self._table_of, self._fallback)
+
+    # ------------------------------------------------------------------ serving
+    @property
+    def live(self) -> LiveTables:
+        return self._live
+
+    def apply(self) -> LiveTables:
+        """Rebuild the tables from the store's live publications and install them (before answering)."""
+        with self.lock:
+            live = self._build()
+            if self.router.legacy and live.rollout.publications:
+                self.router = self._new_router(live, legacy=False)
+            else:
+                self.router.set_tables(live.tables, live.scope_function())
+            self._live = live
+            return live
+
+    def notifier_names(self) -> tuple[str, ...]:
+        names: dict[str, None] = {}
+        for table in self._live.tables.values():
+            names.update(dict.fromkeys(table.bundle.notifiers))
+        return tuple(names)
+
+    def known_models(self) -> set[str]:
+        models: set[str] = set()
+        for table in self._live.tables.values():
+            models.update(table.bundle.models)
+        return models
+
+    def serving_version(self) -> int | None:
+        return self._live.stable.version
+
+    # ------------------------------------------------------------------ background
+    def tick(self) -> None:
+        """One refresh: time-based health and route changes, then approval warnings."""
+        router = self.router
+        router.refresh()
+        self.watch.check(router.routes(), self._live.tables, self.settings.clock())
+
+    async def _run_ticker(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:
+                log.exception("background refresh failed")
+            await asyncio.sleep(self.settings.tick_s)
+
+    def start(self) -> None:
+        if self._ticker is None and self.settings.tick_s > 0:
+            self._ticker = asyncio.get_running_loop().create_task(
+                self._run_ticker(), name="routeguard-ticker"
+            )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await self.router.aclose()
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
