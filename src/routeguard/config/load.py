@@ -73,7 +73,7 @@ def parse_text(text: str, source: str | None = None) -> tuple[dict[str, Any], di
         return _expect_mapping(data, source), {}
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -43,7 +43,9 @@ def bundle_schema() -> dict[str, Any]:
             "context_window": {"type": "integer", "minimum": 1},
             "clearance": {"type": "string", "description": "most sensitive data class it may receive"},
             "regions": _STRINGS,
-            "cost": _obj({"input_per_1m": {"type": "number", "minimum": 0}, "output_per_1m": {"type": "number", "minimum": 0}}),
+            "cost": _obj(
+                {"input_per_1m": {"type": "number", "minimum": 0}, "output_per_1m": {"type": "number", "minimum": 0}}
+            ),
             "languages": _STRINGS,
             "limits": _obj({"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1}}),
             "trusted": {"type": "boolean", "default": False},
@@ -97,10 +99,18 @@ def bundle_schema() -> dict[str, Any]:
     }
     health = _obj(
         {
-            "window": _DURATION, "min_samples": {"type": "integer", "minimum": 1}, "error_rate": _RATE,
-            "degraded_error_rate": _RATE, "timeout_rate": _RATE, "p95_latency": _DURATION, "cooldown": _DURATION,
-            "cooldown_max": _DURATION, "probes": {"type": "integer", "minimum": 1}, "min_dwell": _DURATION,
-            "stale_after": _DURATION, "consecutive_failures": {"type": "integer", "minimum": 1},
+            "window": _DURATION,
+            "min_samples": {"type": "integer", "minimum": 1},
+            "error_rate": _RATE,
+            "degraded_error_rate": _RATE,
+            "timeout_rate": _RATE,
+            "p95_latency": _DURATION,
+            "cooldown": _DURATION,
+            "cooldown_max": _DURATION,
+            "probes": {"type": "integer", "minimum": 1},
+            "min_dwell": _DURATION,
+            "stale_after": _DURATION,
+            "consecutive_failures": {"type": "integer", "minimum": 1},
             "max_probes_in_flight": {"type": "integer", "minimum": 1},
         }
     )
@@ -112,8 +122,13 @@ def bundle_schema() -> dict[str, Any]:
             "primary": {
                 "anyOf": [
                     {"type": "string"},
-                    {"type": "array", "minItems": 1, "items": _obj(
-                        {"model": {"type": "string"}, "weight": {"type": "integer", "minimum": 0}}, ["model"])},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _obj(
+                            {"model": {"type": "string"}, "weight": {"type": "integer", "minimum": 0}}, ["model"]
+                        ),
+                    },
                 ]
             },
             "fallbacks": {"type": "array", "items": fallback},
@@ -142,8 +157,9 @@ def bundle_schema() -> dict[str, Any]:
             ),
             "health": health,
             "budget": _obj({"max_usd_per_request": {"type": "number", "minimum": 0}}),
-            "canary": _obj({"percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "step": _DURATION},
-                           ["percent"]),
+            "canary": _obj(
+                {"percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "step": _DURATION}, ["percent"]
+            ),
             "overrides": _STRINGS,
             "notify": _STRINGS,
         },
@@ -155,15 +171,27 @@ def bundle_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "data_classes": {**_STRINGS, "default": list(D.DATA_CLASSES),
-                             "description": "ordered, least sensitive first"},
+            "data_classes": {
+                **_STRINGS,
+                "default": list(D.DATA_CLASSES),
+                "description": "ordered, least sensitive first",
+            },
             "models": {"type": "object", "additionalProperties": model},
             "profiles": {"type": "object", "additionalProperties": profile},
             "approvals": {"type": "array", "items": approval},
             "notifiers": {"type": "object", "additionalProperties": notifier},
             "policies": {"type": "object", "additionalProperties": policy},
-            "safe_mode": _obj({"auto": _obj({"fallback_failure_rate": _RATE, "window": _DURATION,
-                                              "min_samples": {"type": "integer", "minimum": 1}})}),
+            "safe_mode": _obj(
+                {
+                    "auto": _obj(
+                        {
+                            "fallback_failure_rate": _RATE,
+                            "window": _DURATION,
+                            "min_samples": {"type": "integer", "minimum": 1},
+                        }
+                    )
+                }
+            ),
         },
         "required": ["models", "profiles", "policies"],
     }

@@ -36,7 +36,9 @@ def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
         if profile.capabilities is not None and not profile.requires <= profile.capabilities:
             extra = ", ".join(sorted(profile.requires - profile.capabilities))
             findings.append(
-                Finding("capability_exceeds_profile", f"profiles.{name}.requires", f"requires {extra} outside its ceiling")
+                Finding(
+                    "capability_exceeds_profile", f"profiles.{name}.requires", f"requires {extra} outside its ceiling"
+                )
             )
     for i, approval in enumerate(bundle.approvals):
         if approval.model not in bundle.models:

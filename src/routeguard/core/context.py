@@ -11,8 +11,23 @@ __all__ = ["RouteContext", "RoutingError", "SafeMode"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT_KEYS = frozenset(
-    {"trace_id", "agent", "tenant", "task_type", "data_class", "region", "language", "modalities", "capabilities",
-     "tags", "estimated_tokens", "sla_ms", "budget_usd", "metadata", "stream"}
+    {
+        "trace_id",
+        "agent",
+        "tenant",
+        "task_type",
+        "data_class",
+        "region",
+        "language",
+        "modalities",
+        "capabilities",
+        "tags",
+        "estimated_tokens",
+        "sla_ms",
+        "budget_usd",
+        "metadata",
+        "stream",
+    }
 )
 
 

@@ -146,7 +146,8 @@ class _Walk:
             fb = cand.fallback
             if i > 0 and fb is not None:
                 if not (fb.on & trouble):
-                    self.reject(cand, "trigger_not_met", f"needs {'/'.join(sorted(fb.on))}; have {'/'.join(sorted(trouble))}")
+                    needs, have = "/".join(sorted(fb.on)), "/".join(sorted(trouble))
+                    self.reject(cand, "trigger_not_met", f"needs {needs}; have {have}")
                     continue
                 lasted = self.now - trouble_since
                 if lasted < fb.after_s:
@@ -219,7 +220,8 @@ class _Walk:
             (limits.rpm is not None and h.requests_last_min >= limits.rpm)
             or (limits.tpm is not None and h.tokens_last_min + ctx.input_tokens + ctx.output_tokens > limits.tpm)
         ):
-            self.reject(cand, "quota_exhausted", f"{h.requests_last_min} req / {h.tokens_last_min} tokens in the last minute")
+            used = f"{h.requests_last_min} req / {h.tokens_last_min} tokens in the last minute"
+            self.reject(cand, "quota_exhausted", used)
             return _UNAVAILABLE, _NEG_INF
         if ctx.sla_ms is not None and h.p95_latency_s is not None and h.p95_latency_s * 1000 > ctx.sla_ms:
             self.reject(cand, "sla", f"observed p95 {h.p95_latency_s * 1000:.0f}ms > sla {ctx.sla_ms:.0f}ms")

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["PartialOutputError", "QueuedForHuman", "Suspended", "TerminalAction"]
 
 
-class TerminalAction(Exception):  # noqa: N818 - a family of outcomes, not a bug
+class TerminalAction(Exception):
     """The policy's terminal action applied: no approved model was left for this request."""
 
     action = "terminal"

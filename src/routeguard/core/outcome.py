@@ -46,7 +46,9 @@ class Outcome:
             raise RoutingError("invalid_outcome", "ok: required, true or false")
         error = data.get("error")
         if error is not None and error not in ERROR_CLASSES:
-            raise RoutingError("invalid_outcome", f"error: unknown error class {error!r} (one of {', '.join(ERROR_CLASSES)})")
+            raise RoutingError(
+                "invalid_outcome", f"error: unknown error class {error!r} (one of {', '.join(ERROR_CLASSES)})"
+            )
         if not ok and error is None:
             error = "server_error"
         latency = data.get("latency_ms")

@@ -35,24 +35,62 @@ __all__ = ["BundleError", "Finding", "parse_bundle"]
 
 _TOP = frozenset({"data_classes", "models", "profiles", "approvals", "notifiers", "policies", "safe_mode"})
 _MODEL = frozenset(
-    {"provider", "endpoint", "capabilities", "modalities", "context_window", "clearance", "regions", "cost",
-     "languages", "limits", "trusted", "description"}
+    {
+        "provider",
+        "endpoint",
+        "capabilities",
+        "modalities",
+        "context_window",
+        "clearance",
+        "regions",
+        "cost",
+        "languages",
+        "limits",
+        "trusted",
+        "description",
+    }
 )
 _ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
 _NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers"})
 _POLICY = frozenset(
-    {"profile", "match", "primary", "fallbacks", "terminal", "timeout", "retry", "health", "budget", "canary",
-     "overrides", "notify", "description"}
+    {
+        "profile",
+        "match",
+        "primary",
+        "fallbacks",
+        "terminal",
+        "timeout",
+        "retry",
+        "health",
+        "budget",
+        "canary",
+        "overrides",
+        "notify",
+        "description",
+    }
 )
 _MATCH = frozenset({"agent", "task_types", "tenants", "tags"})
 _FALLBACK = frozenset({"model", "on", "after"})
 _TERMINAL = frozenset({"action", "queue", "response", "message"})
 _RETRY = frozenset({"attempts", "backoff", "backoff_max", "on"})
 _HEALTH = frozenset(
-    {"window", "min_samples", "error_rate", "degraded_error_rate", "p95_latency", "timeout_rate", "cooldown",
-     "cooldown_max", "probes", "min_dwell", "stale_after", "consecutive_failures", "max_probes_in_flight"}
+    {
+        "window",
+        "min_samples",
+        "error_rate",
+        "degraded_error_rate",
+        "p95_latency",
+        "timeout_rate",
+        "cooldown",
+        "cooldown_max",
+        "probes",
+        "min_dwell",
+        "stale_after",
+        "consecutive_failures",
+        "max_probes_in_flight",
+    }
 )
 _ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
 _NOTIFIER_TYPES = frozenset({"webhook", "slack", "email"})
@@ -72,19 +110,19 @@ def parse_bundle(
     }
     approvals = _approvals(r, top.get("approvals", []))
     notifiers = {
-        k: _notifier(r, f"notifiers.{k}", v)
-        for k, v in r.mapping("notifiers", top.get("notifiers", {}), None).items()
+        k: _notifier(r, f"notifiers.{k}", v) for k, v in r.mapping("notifiers", top.get("notifiers", {}), None).items()
     }
     policies = {
-        k: _policy(r, f"policies.{k}", k, v)
-        for k, v in r.mapping("policies", top.get("policies", {}), None).items()
+        k: _policy(r, f"policies.{k}", k, v) for k, v in r.mapping("policies", top.get("policies", {}), None).items()
     }
     if "policies" in top and not policies and not r.findings:
         r.error("policies", "at least one policy is required")
     safe_auto = _safe_mode(r, top.get("safe_mode"))
     for name, model in models.items():
         if model.clearance not in data_classes:
-            r.error(f"models.{name}.clearance", f"unknown data class {model.clearance!r} (known: {', '.join(data_classes)})")
+            r.error(
+                f"models.{name}.clearance", f"unknown data class {model.clearance!r} (known: {', '.join(data_classes)})"
+            )
     for name, profile in profiles.items():
         if profile.data_class not in data_classes:
             r.error(
@@ -267,7 +305,7 @@ def _primary(r: FieldReader, path: str, p: Mapping[str, Any]) -> tuple[Arm, ...]
         if arms and sum(a.weight for a in arms) <= 0:
             r.error(f"{path}.primary", "arm weights must add up to more than 0")
         return tuple(arms)
-    if value is not None and not isinstance(value, str | list) or value in ("", []):
+    if (value is not None and not isinstance(value, str | list)) or value in ("", []):
         r.error(f"{path}.primary", "expected a model name or a list of {model, weight} arms")
     return ()
 
@@ -356,7 +394,9 @@ def _health(r: FieldReader, path: str, value: object) -> HealthConfig:
         window_s=r.duration(h, path, "window", D.HEALTH_WINDOW_S),
         min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
         error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, minimum=0.0, maximum=1.0),
-        degraded_error_rate=r.number(h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0),
+        degraded_error_rate=r.number(
+            h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0
+        ),
         timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, minimum=0.0, maximum=1.0),
         p95_latency_s=r.duration(h, path, "p95_latency", None),
         cooldown_s=r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S),

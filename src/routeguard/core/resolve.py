@@ -83,10 +83,7 @@ class PolicyIndex:
 
     def _best_slow(self, key: RequestKey) -> list[Policy]:
         pool: Iterable[Policy]
-        if key.agent is not None:
-            pool = self._by_agent.get(key.agent, ())
-        else:
-            pool = self._unagented
+        pool = self._by_agent.get(key.agent, ()) if key.agent is not None else self._unagented
         best_rank: tuple[int, ...] | None = None
         best: list[Policy] = []
         for policy in pool:

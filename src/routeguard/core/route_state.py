@@ -40,8 +40,11 @@ class ServingRoute:
             "policy_version": self.version,
         }
         if self.ramp is not None:
-            out["canary"] = {"from_model": self.ramp.from_model, "to_model": self.ramp.to_model,
-                             "percent": self.ramp_percent}
+            out["canary"] = {
+                "from_model": self.ramp.from_model,
+                "to_model": self.ramp.to_model,
+                "percent": self.ramp_percent,
+            }
         return out
 
 
@@ -106,19 +109,34 @@ class RouteState:
         if policy.canary is not None and old is not None and target is not None and not forced:
             ramp = CanaryRamp(old, target, now)
         cand = table.candidate(policy.name, target) if target is not None else None
-        verification = cand.verification() if cand is not None else {
-            "approved": None, "approval_ref": None, "capabilities_within_primary": None,
-            "clearance_ok": None, "residency_ok": None,
-        }
+        verification = (
+            cand.verification()
+            if cand is not None
+            else {
+                "approved": None,
+                "approval_ref": None,
+                "capabilities_within_primary": None,
+                "clearance_ok": None,
+                "residency_ok": None,
+            }
+        )
         route.model, route.since, route.reason, route.version = target, now, reason, table.version
         route.ramp, route.ramp_checked_at = ramp, now
         route.ramp_percent = policy.canary.percent if ramp is not None and policy.canary is not None else 0.0
         events.append(
             RouteChanged(
-                policy=policy.name, scope=scope, from_model=old, to_model=target, reason=reason,
-                verification=verification, expected_duration_s=expected, at=now, policy_version=table.version,
+                policy=policy.name,
+                scope=scope,
+                from_model=old,
+                to_model=target,
+                reason=reason,
+                verification=verification,
+                expected_duration_s=expected,
+                at=now,
+                policy_version=table.version,
                 terminal_action=policy.terminal.action.value if target is None else None,
-                canary_percent=route.ramp_percent if ramp is not None else None, notify=policy.notify,
+                canary_percent=route.ramp_percent if ramp is not None else None,
+                notify=policy.notify,
             )
         )
         return events

@@ -111,7 +111,10 @@ def compile_bundle(bundle: Bundle, *, content_hash: str = "", version: int | Non
 
 def _compile_policy(bundle: Bundle, policy: Policy, ranks: Mapping[str, int]) -> CompiledPolicy:
     profile = bundle.profiles.get(policy.profile)
-    primary_caps = [bundle.models[a.model].capabilities for a in policy.primary if a.model in bundle.models]
+    # an arm missing from the catalogue has no capabilities: no fallback with any may stand in for it
+    primary_caps = [
+        bundle.models[a.model].capabilities if a.model in bundle.models else frozenset() for a in policy.primary
+    ]
     entries: list[tuple[str, Fallback | None]] = [(a.model, None) for a in policy.primary]
     entries += [(fb.model, fb) for fb in policy.fallbacks]
     candidates: list[Candidate] = []
@@ -152,7 +155,9 @@ def _candidate(
     residency_ok = profile is not None and (
         profile.regions is None or (model.regions is not None and model.regions <= profile.regions)
     )
-    approvals = [a for a in bundle.approvals if profile is not None and a.model == model.name and a.profile == profile.name]
+    approvals = [
+        a for a in bundle.approvals if profile is not None and a.model == model.name and a.profile == profile.name
+    ]
     approval = max(approvals, key=approval_deadline) if approvals else None
     reason, detail = None, ""
     if not known:
@@ -189,4 +194,3 @@ def _candidate(
         cost_in=model.cost.input_per_1m / 1_000_000,
         cost_out=model.cost.output_per_1m / 1_000_000,
     )
-
