@@ -143,6 +143,7 @@ class _Run:
         start = self.router.now()
         self.deadline = start + ctx.sla_ms / 1000 if ctx.sla_ms is not None else None
         self.last_error: ProviderError | None = None
+        self.pending_fallback: tuple[str, str, str] | None = None
         self.terminal_action: str | None = None  # the action actually carried out, once it is
         self.fallback_recorded = False
 
@@ -154,6 +155,10 @@ class _Run:
         decision = self.router.decide(ctx)
         if self.first is None:
             self.first = decision
+        if self.pending_fallback is not None:
+            policy, model, cls = self.pending_fallback
+            self.pending_fallback = None
+            self.router.emit(FallbackUsed(policy, model, decision.model, cls, self.router.now(), self.ctx.trace_id))
         if decision.model is None and self.last_error is not None and not self._error_admits_fallback():
             # a non-retryable error that no fallback is named for surfaces as itself, not as terminal
             self._finish_fallback(failed=True)
@@ -265,8 +270,7 @@ class _Run:
 
     def _fail_over(self, decision: Decision, model: str, cls: str) -> None:
         self.failures[model] = cls
-        now = self.router.now()
-        self.router.emit(FallbackUsed(decision.policy, model, None, cls, now, self.ctx.trace_id))
+        self.pending_fallback = (decision.policy, model, cls)  # emitted with its target by next_decision
         raise _FailOver
 
     async def stream_model(
