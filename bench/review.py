@@ -8,7 +8,8 @@ Prints, per seed and as min / median across seeds, the quality kept (share of al
 on B, per dataset, beside the published RouteLLM reference points, and the wall time of each review
 (target: at most 30 s).
 
-    .venv/bin/python bench/review.py [--data FILE] [--tolerance 0.04] [--seeds 0 1 2 3 4] [--out DIR] [--json]
+    .venv/bin/python bench/review.py [--data FILE] [--tolerance 0.04] [--seeds 0 1 2 3 4] [--per-class-limit X]
+        [--out DIR] [--json]
 """
 
 from __future__ import annotations
@@ -100,12 +101,14 @@ def judge(rows: list[dict[str, str]], ids: set[str], proposal: Path) -> dict[str
 
 
 def run_one(
-    out: Path, fields: list[str], rows: list[dict[str, str]], tol: float, seed: int, resamples: int
+    out: Path, fields: list[str], rows: list[dict[str, str]], tol: float, seed: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     evals = out / "evals.csv.gz"
     half_a, half_b = split_halves(evals, seed)
     seen = write_half(evals, fields, rows, half_a, out / f"evals-a-seed{seed}.csv.gz")
-    settings = ReviewSettings(tolerance=tol, seed=seed, resamples=resamples)
+    settings = ReviewSettings(
+        tolerance=tol, seed=seed, resamples=args.resamples, per_class_limit=args.per_class_limit
+    )
     started = time.perf_counter()
     review = run_review(out / "bundle.yaml", seen, out / f"tol-{tol:g}-seed{seed}", settings=settings)
     wall_s = time.perf_counter() - started
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, nargs="+", default=[0.04])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--per-class-limit", type=float, default=None, help="default: 3 × tolerance")
     parser.add_argument("--out", type=Path, default=None, help="keep the reports here (default: a temp dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "bundle.yaml").write_text(replay_bundle_yaml(converted.classes), encoding="utf-8")
     fields, rows = read_rows(out / "evals.csv.gz")
     results = {
-        tol: [run_one(out, fields, rows, tol, seed, args.resamples) for seed in args.seeds]
+        tol: [run_one(out, fields, rows, tol, seed, args) for seed in args.seeds]
         for tol in args.tolerance
     }
     summary = {tol: summarise(runs) for tol, runs in results.items()}

@@ -1,6 +1,7 @@
 """The review loop on the real replay data (MMLU + GSM8K, Mixtral-8x7B vs GPT-4-1106).
 
-The proposal is learnt on one half of every class and judged on the other half, which it never saw.
+The review is given one half of every class (which it splits again into learn and replay parts, and whose
+replay it uses to adjust the proposal); the proposal is judged on the other half, which it never saw.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,24 @@ def review(tmp_path_factory: pytest.TempPathFactory) -> Any:
     assert converted.tasks == 7747 and converted.contaminated_dropped == 7 and not converted.issues
     assert converted.rows_written == 2 * 7747 and converted.shared_prompts == 55
     (tmp / "bundle.yaml").write_text(replay_bundle_yaml(converted.classes))
+    seen, _unseen = _halves(tmp / "evals.csv.gz")
+    with gzip.open(tmp / "evals.csv.gz", "rt", newline="") as src, gzip.open(tmp / "seen.csv.gz", "wt") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=list(reader.fieldnames or ()))
+        writer.writeheader()
+        writer.writerows(row for row in reader if row["task_id"] in seen)
+    shutil.copy(tmp / "evals.csv.gz.meta.json", tmp / "seen.csv.gz.meta.json")  # the stated assumptions
     settings = ReviewSettings(tolerance=0.04, seed=SEED, resamples=400)
     return run_review(
-        tmp / "bundle.yaml", tmp / "evals.csv.gz", tmp / "out", settings=settings, now=NOW, charts=False
+        tmp / "bundle.yaml", tmp / "seen.csv.gz", tmp / "out", settings=settings, now=NOW, charts=False
     )
+
+
+def _halves(evals: Path) -> tuple[set[str], set[str]]:
+    """Task ids of the half the review sees and of the half it never sees (stratified by class)."""
+    matrix = build_matrix(load_records(evals, "evals").records, {}, {})
+    seen, unseen = split_tasks(matrix, 0.5, SEED)
+    return {matrix.task_ids[i] for i in seen}, {matrix.task_ids[i] for i in unseen}
 
 
 def test_proposal_passes_every_governance_check(review: Any) -> None:
@@ -56,19 +72,16 @@ def test_proposal_passes_every_governance_check(review: Any) -> None:
     assert review.report["proposal"]["valid"] and review.changes
 
 
-def test_heldout_half_keeps_95_percent_of_strong_quality_and_saves(review: Any) -> None:
+def test_review_replay_keeps_95_percent_of_strong_quality_and_saves(review: Any) -> None:
     assert review.heldout_first_pass.kept.value >= 0.95  # as learnt, before any replay adjustment
     assert review.quality_kept >= 0.95
     assert review.cost_saving > 0.05
 
 
-def test_independent_replay_of_the_proposed_bundle_on_the_heldout_half(review: Any) -> None:
-    """Route every held-out task through the proposed bundle (§1 resolution) and score what it gets."""
-    evals = review.report["inputs"]["evals"]["path"]
-    records = load_records(evals, "evals").records
-    matrix = build_matrix(records, {}, {})
-    _, held = split_tasks(matrix, 0.5, SEED)
-    held_ids = {matrix.task_ids[i] for i in held}
+def test_independent_replay_of_the_proposed_bundle_on_the_unseen_half(review: Any) -> None:
+    """Route every task of the half the review never saw through the proposed bundle (§1 resolution)."""
+    evals = str(Path(review.report["inputs"]["evals"]["path"]).with_name("evals.csv.gz"))
+    _, held_ids = _halves(Path(evals))
     index = PolicyIndex(load_bundle(review.proposal_path).bundle.policies)
     by_task: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     klass: dict[str, str] = {}
@@ -86,7 +99,7 @@ def test_independent_replay_of_the_proposed_bundle_on_the_heldout_half(review: A
     r, s = np.array(routed), np.array(strong)
     assert len(r) == len(held_ids) > 3800
     assert r[:, 0].mean() / s[:, 0].mean() >= 0.95
-    assert r[:, 1].sum() < 0.95 * s[:, 1].sum()
+    assert r[:, 1].sum() < 0.85 * s[:, 1].sum()  # more than 15 % saved
 
 
 def test_report_states_assumptions_and_per_class_evidence(review: Any) -> None:

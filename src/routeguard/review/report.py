@@ -23,17 +23,23 @@ __all__ = ["ReportInputs", "build_report", "write_outputs"]
 
 METHOD = (
     "Evaluations are split per class into a learn half and a held-out half (seeded). Proposals are learnt "
-    "on the learn half only; verification replays them on the held-out half.",
+    "on the learn half only; verification replays them on the held-out half. The first-pass held-out figure "
+    "is untouched; after the adjust pass the moves rest on learn + replay evidence, so the final held-out "
+    "figure is no longer independent of the decision.",
     "Candidates for a class are the models approved for its policy's profile whose clearance covers the "
     "class's data class and whose regions lie inside the profile's: privacy and residency are never traded.",
     "Quality per class × model: mean with a 95 % interval (Wilson for 0/1, bootstrap for scores).",
-    "Moves to cheaper models are chosen greedily by savings per quality lost; a move is kept only while the "
-    "lower 95 % bound of overall quality kept (paired, stratified bootstrap over tasks) stays ≥ "
-    "1 − tolerance and the class loses no more than the per-class limit (point estimate).",
+    "Moves to cheaper models are chosen greedily by savings per quality lost, each class's difference shrunk "
+    "toward the pooled difference of the classes sharing its model pair (empirical Bayes, DerSimonian–Laird) "
+    "so that small lucky classes are tried last; a move is kept only while the lower 95 % bound of overall "
+    "quality kept (paired, stratified bootstrap over tasks) stays ≥ 1 − tolerance and the class loses no "
+    "more than the per-class limit (point estimate).",
     "Under-served classes move to the cheapest approved model that restores quality, when significantly "
     "better (exact McNemar for 0/1, paired z-test for scores).",
     "Replay: per class McNemar and paired bootstrap (quality, cost, latency); at most two replay-and-adjust "
-    "passes per class; failures are reverted and listed.",
+    "passes per class. A move that loses significantly more than the per-class limit on replay fails and "
+    "its model is ruled out; then the cheaper moves are chosen again on learn + replay evidence combined and "
+    "what changed is replayed; failures are reverted and listed.",
     "Tolerance is a share of baseline quality (0.05 keeps ≥ 95 %). Bad input rows are skipped and listed; "
     "the review stops when more than the max bad share of rows are bad.",
 )
@@ -109,6 +115,7 @@ def _class_entry(
         cur = learn.get(p.ctx.current or "")
         quality = {"split": "learn", "current": cur.quality.to_dict() if cur else None, "proposed": None}
     check = p.ctx.check(routed) if routed else None
+    learn_paired = p.learn_paired if p.learn_paired is not None else p.paired
     held_n = int(m.class_tasks(p.ctx.index, inputs.held).size)
     return {
         "task_class": klass,
@@ -122,7 +129,17 @@ def _class_entry(
         "escalation": p.escalation.value if p.escalation else None,
         "over_served": p.over_served,
         "reasons": p.reasons,
-        "n": {"learn": p.n_learn, "heldout": held_n, "replayed": last.n if last else 0},
+        "n": {
+            "learn": p.n_learn,
+            "heldout": held_n,
+            "replayed": last.n if last else 0,
+            "decision": p.n_evidence or p.n_learn,
+        },
+        "evidence": p.evidence,
+        "decision": {
+            name: {"paired_vs_current": pr.to_dict(), "shrunk_difference": _f(p.shrunk.get(name), 6)}
+            for name, pr in sorted(p.paired.items())
+        },
         "traffic_share": _f(p.ctx.volume / total_volume, 6),
         "quality": quality,
         "cost_delta_per_task_usd": last.cost.difference.to_dict() if last else None,
@@ -134,7 +151,7 @@ def _class_entry(
                 "cost_per_task_usd": _f(st.cost_per_task_usd, 9),
                 "latency_p50_ms": _f(st.latency_p50_ms, 1),
                 "latency_p95_ms": _f(st.latency_p95_ms, 1),
-                "paired_vs_current": p.paired[name].to_dict() if name in p.paired else None,
+                "paired_vs_current": learn_paired[name].to_dict() if name in learn_paired else None,
             }
             for name, st in sorted(learn.items())
         },
@@ -199,6 +216,16 @@ def build_report(
                 "quality_kept_lower_95": _f(plan.learn_kept[1], 6),
                 "cost_saving": _f(plan.learn_saving, 6),
             },
+            "adjusted": (
+                {
+                    "evidence": "learn + replay",
+                    "quality_kept": _f(plan.adjusted[0][0], 6),
+                    "quality_kept_lower_95": _f(plan.adjusted[0][1], 6),
+                    "cost_saving": _f(plan.adjusted[1], 6),
+                }
+                if plan.adjusted
+                else None
+            ),
             "heldout_first_pass": v.first_pass.to_dict(),
             "heldout_final": v.final.to_dict(),
             "verification": "pass" if v.passed else "fail",

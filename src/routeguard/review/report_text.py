@@ -53,7 +53,7 @@ def _summary(doc: Doc, r: Mapping[str, Any]) -> None:
         f"Verification on the held-out split: **{s['verification']}**."
     )
     doc.table(
-        ["figure", "learn split", "held-out, as learnt", "held-out, final"],
+        ["figure", "learn split", "held-out, as learnt", "held-out, final (adjusted on it)"],
         [
             ["tasks", str(learn["tasks"]), str(first["tasks"]), str(final["tasks"])],
             [

@@ -15,7 +15,10 @@ class ReviewSettings:
 
     ``tolerance`` is the share of baseline quality the traffic as a whole may lose (0.05: keep ≥ 95 %),
     judged on the lower 95 % bound of a paired bootstrap. ``per_class_limit`` caps the share one class
-    may lose (point estimate); default 3 × tolerance.
+    may lose (point estimate); default 3 × tolerance. Moves are tried in order of savings per unit of
+    expected loss, each class's difference shrunk toward the pooled difference of the classes sharing its
+    model pair (empirical Bayes, at least ``shrink_min_classes`` of them); the replay then re-selects the
+    moves on learn + replay evidence combined.
     """
 
     tolerance: float = 0.05
@@ -25,6 +28,7 @@ class ReviewSettings:
     holdout: float = 0.5  # share of each class held back for verification by replay
     sample_per_class: int | None = None  # cap on the replay sample per affected class (None = all held-out)
     min_class_n: int = 10  # fewer learn tasks than this: no change for the class
+    shrink_min_classes: int = 3  # fewest classes sharing a model pair to pool them (k - 1 >= 2 for tau²)
     alpha: float = 0.05  # significance for upgrades (McNemar / paired bootstrap)
     strong_alpha: float = 0.001  # the "much stronger evidence" needed inside the anti-flapping window
     quality_target: float | None = None  # absolute per-class quality target (None: (1 - tolerance) × best)
