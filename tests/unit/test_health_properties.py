@@ -131,7 +131,7 @@ def check(stream: list[Op]) -> None:
         assert health.state in (state_now, *TRANSITIONS[state_now])
         if health.state is HealthState.UNHEALTHY and health.cooldown_left_s is not None:
             assert 0.0 <= health.cooldown_left_s <= POLICIES[policy].cooldown_max_s
-        assert not health.probe_admitted or health.state is HealthState.PROBING
+        assert not health.probe_admitted or health.state in (HealthState.PROBING, HealthState.DEGRADED)
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)

@@ -109,14 +109,16 @@ def test_recovers_only_below_half_the_threshold_that_entered() -> None:
     assert fresh.model_health("p", NO_STREAK, "m", 20.0).state is H  # 0.15 never entered degraded
 
 
-def test_degraded_without_evidence_left_falls_back_to_healthy() -> None:
+def test_degraded_without_evidence_left_stays_degraded_and_admits_probes() -> None:
     t = HealthTracker()
     for i in range(10):
         record(t, float(i), "server_error" if i < 3 else None)
     assert t.model_health("p", NO_STREAK, "m", 9.0).state is D
-    assert t.model_health("p", NO_STREAK, "m", 59.9).state is D  # all 10 still in the window
+    health = t.model_health("p", NO_STREAK, "m", 59.9)  # all 10 still in the window
+    assert health.state is D and not health.probe_admitted
     health = t.model_health("p", NO_STREAK, "m", 60.0)  # the outcome of second 0 left: 9 samples
-    assert (health.state, health.detail) == (H, "fewer than 10 samples over 60s")
+    assert health.state is D and health.probe_admitted  # silence is not evidence: probe it
+    assert t.model_health("p", NO_STREAK, "m", 600.0).state is D
 
 
 def test_outcomes_age_out_of_the_window_by_whole_seconds() -> None:

@@ -111,8 +111,8 @@ def decide_policy(
 class _Walk:
     """One pass over a policy's chain; kept as a small object so the steps stay readable."""
 
-    __slots__ = ("budget", "compiled", "context", "degraded_skip", "health", "now", "rank", "rejected", "safe",
-                 "selected_health")
+    __slots__ = ("budget", "compiled", "context", "degraded_skip", "health", "now", "probe", "rank", "rejected",
+                 "safe", "selected_health")
 
     def __init__(
         self,
@@ -133,6 +133,7 @@ class _Walk:
         self.budget = budget
         self.rejected: list[Rejection] = []
         self.degraded_skip: Candidate | None = None
+        self.probe: Candidate | None = None  # a degraded model chosen for this request as a probe
         self.selected_health: ModelHealth | None = None
 
     def model_health(self, cand: Candidate) -> ModelHealth:
@@ -239,6 +240,9 @@ class _Walk:
             return _UNAVAILABLE, h.failing_since
         # degraded or stale: move on only if a later fallback is admitted by `degraded` now
         if self._degraded_admitted_later(chain, i, h.failing_since):
+            if state is HealthState.DEGRADED and h.probe_admitted:
+                self.probe = cand  # its window lacks the evidence to judge it: this request probes it
+                return None
             self.reject(cand, state.value, h.detail or state.value)
             if self.degraded_skip is None:
                 self.degraded_skip = cand
@@ -308,7 +312,8 @@ class _Walk:
             backups=self._backups(chain, selected), degraded=h is not None and h.state in (
                 HealthState.DEGRADED, HealthState.STALE),
             safe_mode=safe, terminal=None, terminal_reason=None, cost_estimate_usd=cost,
-            rejected=tuple(self.rejected), probe=h is not None and h.state is HealthState.PROBING,
+            rejected=tuple(self.rejected),
+            probe=(h is not None and h.state is HealthState.PROBING) or selected is self.probe,
             tenant=ctx.tenant,
         )
 

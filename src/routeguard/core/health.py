@@ -2,7 +2,8 @@
 
 Figures (sliding windows, :mod:`routeguard.core.health_window`) are per model and shared by every
 policy; each policy judges them with its own :class:`HealthConfig`, and states, cooldowns and
-probes are per (policy, model) (rules: :mod:`routeguard.core.health_machine`).
+probes are per (policy, model) (rules: :mod:`routeguard.core.health_machine`). A probe is a request
+admitted to a PROBING pair, or to a DEGRADED pair whose window lacks the evidence to judge it.
 
 Pure: no clock, no I/O, no randomness. Every call takes ``now`` (seconds); a ``now`` earlier than
 one already seen is treated as that latest time. States are judged lazily, when
@@ -27,8 +28,8 @@ from routeguard.core.health_machine import (
     IllegalHealthTransition,
     PairState,
     SignalStatus,
-    due_transition,
 )
+from routeguard.core.health_rules import degraded_proof, due_transition, proven
 from routeguard.core.health_view import HEALTHY, HealthState, ModelHealth
 from routeguard.core.health_window import (
     QUOTA_WINDOW_S,
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 _DEFAULT_CONFIG = HealthConfig()
+_PROBED = (HealthState.PROBING, HealthState.DEGRADED)  # states whose pairs may admit probes
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +138,14 @@ class HealthTracker:
         self._signals[model] = ExternalSignal(SignalStatus(status), self._clamp(now), ttl_s, source)
 
     def begin_probe(self, policy: str, model: str, now: float) -> bool:
-        """Take a probe slot of a probing pair; False when none is free. ``record(probe=True)`` frees it.
+        """Take a probe slot of a pair that admits probes; False when none is free.
 
-        A probe whose outcome never comes frees its slot after the policy's ``cooldown_s``.
+        ``record(probe=True)`` frees it; a probe whose outcome never comes frees its slot after the
+        policy's ``cooldown_s``.
         """
         now = self._clamp(now)
         pair = self._pairs.get(model, {}).get(policy)
-        if pair is None or pair.state is not HealthState.PROBING:
+        if pair is None or pair.state not in _PROBED:
             return False
         config = pair.config or self._configs.get(policy, _DEFAULT_CONFIG)
         pair.expire_probes(now, config.cooldown_s)
@@ -173,7 +176,7 @@ class HealthTracker:
             self._judge(policy, model, pair, config, window, signal, now)
         cooldown_left: float | None = None
         state = pair.state
-        if state is HealthState.PROBING:
+        if state in _PROBED:
             pair.expire_probes(now, config.cooldown_s)
         elif state is HealthState.UNHEALTHY and not pair.signal_ejected:
             cooldown_left = max(0.0, pair.cooldown_until - now)
@@ -222,7 +225,7 @@ class HealthTracker:
         targets = pairs.values() if policy is None else [p for p in (pairs.get(policy),) if p is not None]
         succeeded = None if kind is OutcomeKind.CLIENT_ERROR else kind is OutcomeKind.OK
         for pair in targets:
-            if pair.state is HealthState.PROBING:
+            if pair.state in _PROBED:
                 pair.probe_result(succeeded, error)
 
     def _judge(
@@ -238,17 +241,20 @@ class HealthTracker:
         """Take the transition that is due (the caller checked the dwell)."""
         if pair.state is HealthState.HEALTHY:
             pair.decay(now, config.cooldown_max_s)
-        elif pair.state is HealthState.PROBING:
+        elif pair.state in _PROBED:
             pair.expire_probes(now, config.cooldown_s)
-        due = due_transition(pair, config, self._figures(pair, config, window, now), signal, now)
-        if due is None:
-            return
-        to_state, detail, by_signal = due
-        from_state = pair.state
-        pair.move(to_state, now, detail, config, by_signal=by_signal)
-        if from_state is HealthState.PROBING and to_state is not HealthState.UNHEALTHY and window is not None:
-            pair.close_baseline(now, window.total_judged, window.total_failures, window.total_timeouts)
-        self._transitions.append(HealthTransition(policy, model, from_state, to_state, now, detail))
+        figures = self._figures(pair, config, window, now)
+        due = due_transition(pair, config, figures, signal, now)
+        if due is not None:
+            to_state, detail, by_signal = due
+            from_state = pair.state
+            pair.move(to_state, now, detail, config, by_signal=by_signal)
+            if from_state is HealthState.PROBING and to_state is not HealthState.UNHEALTHY and window is not None:
+                pair.close_baseline(now, window.total_judged, window.total_failures, window.total_timeouts)
+            self._transitions.append(HealthTransition(policy, model, from_state, to_state, now, detail))
+        if pair.state is HealthState.DEGRADED:  # the evidence its exit needs, and whether to probe for it
+            pair.proof |= degraded_proof(config, figures)
+            pair.unproven = not proven(config, figures, pair.proof)
 
     @staticmethod
     def _figures(pair: PairState, config: HealthConfig, window: ModelWindow | None, now: float) -> Figures:

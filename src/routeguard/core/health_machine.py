@@ -1,6 +1,7 @@
 """The per (policy, model) health state machine: its transition table and its rules.
 
-Pure: no clock, no I/O. :class:`routeguard.core.health.HealthTracker` feeds it figures.
+Pure: no clock, no I/O. :class:`routeguard.core.health.HealthTracker` feeds it figures; the rules
+below are applied by :func:`routeguard.core.health_rules.due_transition`.
 
 Rules (thresholds from the policy's :class:`HealthConfig`):
 
@@ -11,8 +12,19 @@ Rules (thresholds from the policy's :class:`HealthConfig`):
 * otherwise → **degraded**: error rate ≥ ``degraded_error_rate`` or p95 ≥ ``p95_latency_s`` (when set)
   with ≥ ``min_samples``, or an external ``degraded`` signal.
 * **Hysteresis**: a degraded model leaves only when every figure is below ``HEALTH_HYSTERESIS`` ×
-  its degraded threshold, or the window holds fewer than ``min_samples`` (no evidence: a model with
-  no outcomes is healthy).
+  its degraded threshold.
+* **Recovery by evidence, not silence**: a pair degraded on its figures remembers which of them
+  (:class:`Proof`: error rate, p95) stood at or above half their threshold, judged on ≥
+  ``min_samples``, during the episode, and leaves only when the window again holds ≥ ``min_samples``
+  samples of them (judged outcomes; latency samples for p95) — the bar that put it there — with every
+  figure below half its threshold. A model that lost its traffic (the route moved away) therefore
+  stays degraded as its window empties (no new edge: degraded → degraded). While the window lacks
+  that evidence the pair admits probes, ``max_probes_in_flight`` at a time (as a half-open breaker),
+  so about ``min_samples`` per window. A probe is an ordinary outcome in the window: a failed or slow
+  one holds the pair degraded through the figures themselves. Not ``probes`` successes: three samples
+  cannot measure a p95 or a 5 % error rate. A pair degraded only by an external ``degraded`` signal
+  owes no figures: it leaves when the signal does. A **stale** pair admits no probes: it leaves only
+  on a new signal.
 * unhealthy → **probing** once its cooldown is over and no ``down`` signal holds it. Cooldown is
   ``cooldown_s × 2^(ejections-1)`` capped at ``cooldown_max_s``; an ejection by a ``down`` signal has
   no cooldown and is not counted (the signal decides: ``up``, or its expiry, starts probing).
@@ -30,10 +42,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Flag, StrEnum, auto
 from typing import NamedTuple
 
-from routeguard.core import defaults as D
 from routeguard.core.health_view import HealthState, ModelHealth
 from routeguard.core.model import HealthConfig
 
@@ -44,8 +55,8 @@ __all__ = [
     "HealthTransition",
     "IllegalHealthTransition",
     "PairState",
+    "Proof",
     "SignalStatus",
-    "due_transition",
 ]
 
 _H, _D, _U, _P, _S = (
@@ -67,6 +78,14 @@ TRANSITIONS: dict[HealthState, frozenset[HealthState]] = {
 
 class IllegalHealthTransition(ValueError):
     """An edge that is not in :data:`TRANSITIONS`."""
+
+
+class Proof(Flag):
+    """The figures that held a pair degraded: what it must show again, on ``min_samples``, to leave."""
+
+    NONE = 0
+    ERROR_RATE = auto()  # judged outcomes
+    P95 = auto()  # latency samples
 
 
 class SignalStatus(StrEnum):
@@ -140,6 +159,8 @@ class PairState:
     view: ModelHealth | None = None
     view_key: tuple[object, ...] = ()
     trouble_since: float | None = None  # when the pair last left HEALTHY (the episode a fallback's `after` waits on)
+    proof: Proof = Proof.NONE  # DEGRADED: the figures that held it there this episode
+    unproven: bool = False  # DEGRADED: the window lacks the evidence to judge them: probes are admitted
 
     def move(
         self, to: HealthState, now: float, detail: str, config: HealthConfig, *, by_signal: bool
@@ -160,8 +181,10 @@ class PairState:
             self.probes_in_flight.clear()
         if to is _H:
             self.decay_anchor = now
-        if leaving is _P:
+        if leaving in (_P, _D):
             self.probes_in_flight.clear()
+        if leaving is _D or to is _D:
+            self.proof, self.unproven = Proof.NONE, False
 
     def _eject(self, now: float, config: HealthConfig, *, by_signal: bool) -> None:
         self.signal_ejected = by_signal
@@ -193,147 +216,22 @@ class PairState:
             in_flight.pop(0)
 
     def probe_admitted(self, max_in_flight: int) -> bool:
-        return self.state is _P and self.probe_failure is None and len(self.probes_in_flight) < max_in_flight
+        """PROBING (unless a failed probe's reopening is held) or DEGRADED without evidence; a slot free."""
+        if len(self.probes_in_flight) >= max_in_flight:
+            return False
+        return self.probe_failure is None if self.state is _P else self.state is _D and self.unproven
 
     def probe_result(self, succeeded: bool | None, error: str) -> None:
-        """A probe ended: True = success, False = provider failure, None = says nothing (client error)."""
+        """A probe ended: True = success, False = provider failure, None = says nothing (client error).
+
+        A degraded pair's probe only frees its slot: its outcome is judged with the window's figures.
+        """
         if self.probes_in_flight:
             self.probes_in_flight.pop(0)
+        if self.state is not _P:
+            return
         if succeeded is True:
             self.probe_successes += 1
         elif succeeded is False and self.probe_failure is None:
             self.probe_failure = f"probe failed: {error}"
 
-
-def _secs(value: float) -> str:
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
-
-
-def _over(fig: Figures) -> str:
-    return f"over {fig.window_s:g}s ({fig.judged} samples)"
-
-
-def _quiet(cfg: HealthConfig, fig: Figures) -> bool:
-    """No figure reaches a degraded or unhealthy threshold (the common case, checked cheaply)."""
-    if fig.streak >= cfg.consecutive_failures:
-        return False
-    if fig.judged and fig.judged >= cfg.min_samples:
-        rate = fig.failures / fig.judged
-        if rate >= cfg.degraded_error_rate or rate >= cfg.error_rate:
-            return False
-        if fig.timeouts / fig.judged >= cfg.timeout_rate:
-            return False
-    threshold = cfg.p95_latency_s
-    return (
-        threshold is None
-        or fig.p95_latency_s is None
-        or fig.latency_samples < cfg.min_samples
-        or fig.p95_latency_s < threshold
-    )
-
-
-def _unhealthy_reasons(cfg: HealthConfig, fig: Figures) -> list[str]:
-    reasons: list[str] = []
-    if fig.streak >= cfg.consecutive_failures:
-        reasons.append(f"{fig.streak} consecutive failures")
-    if fig.judged and fig.judged >= cfg.min_samples:
-        rate = fig.failures / fig.judged
-        if rate >= cfg.error_rate:
-            reasons.append(f"error_rate {rate:.2f} >= {cfg.error_rate:.2f} {_over(fig)}")
-        timeouts = fig.timeouts / fig.judged
-        if timeouts >= cfg.timeout_rate:
-            reasons.append(f"timeout_rate {timeouts:.2f} >= {cfg.timeout_rate:.2f} {_over(fig)}")
-    return reasons
-
-
-def _degraded_reasons(cfg: HealthConfig, fig: Figures, factor: float) -> list[str]:
-    reasons: list[str] = []
-    if fig.judged and fig.judged >= cfg.min_samples:
-        rate, threshold = fig.failures / fig.judged, cfg.degraded_error_rate * factor
-        if rate >= threshold:
-            reasons.append(f"error_rate {rate:.2f} >= {threshold:.2f} {_over(fig)}")
-    p95, threshold_s = fig.p95_latency_s, cfg.p95_latency_s
-    if threshold_s is None or p95 is None or fig.latency_samples < cfg.min_samples:
-        return reasons
-    if p95 >= threshold_s * factor:
-        reasons.append(
-            f"p95 {_secs(p95)} >= {_secs(threshold_s * factor)} over {fig.window_s:g}s"
-            f" ({fig.latency_samples} samples)"
-        )
-    return reasons
-
-
-def _signal_text(signal: ExternalSignal) -> str:
-    return f"external signal {signal.status.value} from {signal.source}"
-
-
-def due_transition(
-    pair: PairState, cfg: HealthConfig, fig: Figures, signal: ExternalSignal | None, now: float
-) -> tuple[HealthState, str, bool] | None:
-    """The change the rules call for now, dwell aside: ``(to_state, detail, by_signal)`` or None."""
-    state = pair.state
-    expired = down = False
-    if signal is not None:
-        expired = now >= signal.expires_at(cfg.stale_after_s)
-        down = not expired and signal.status is SignalStatus.DOWN
-    if (
-        state is _H
-        and not expired
-        and (signal is None or signal.status is SignalStatus.UP)
-        and _quiet(cfg, fig)
-    ):
-        return None
-    if state is _U:
-        if down or now < pair.cooldown_until:
-            return None
-        if pair.signal_ejected:
-            return _P, "external signal no longer down; probing", False
-        return _P, f"cooldown {_secs(pair.cooldown_until - pair.since)} over; probing", False
-    if state is _P:
-        if down and signal is not None:
-            return _U, _signal_text(signal), True
-        if pair.probe_failure is not None:
-            return _U, pair.probe_failure, False
-        if pair.probe_successes < cfg.probes:
-            return None
-        # The outcomes that opened the breaker are not held against it again (see the baseline).
-        fresh = Figures(fig.window_s, 0, 0, 0, 0, fig.p95_latency_s, fig.latency_samples)
-        to, detail = _rest_state(_H, cfg, fresh, signal, expired, now)
-        return to, f"{pair.probe_successes} probes succeeded" + (f"; {detail}" if detail else ""), False
-    reasons = _unhealthy_reasons(cfg, fig)
-    if down and signal is not None:
-        return _U, "; ".join([*reasons, _signal_text(signal)]), not reasons
-    if reasons:
-        return _U, "; ".join(reasons), False
-    to, detail = _rest_state(state, cfg, fig, signal, expired, now)
-    return None if to is state else (to, detail, False)
-
-
-def _rest_state(
-    current: HealthState,
-    cfg: HealthConfig,
-    fig: Figures,
-    signal: ExternalSignal | None,
-    expired: bool,
-    now: float,
-) -> tuple[HealthState, str]:
-    """Healthy, degraded or stale — the state of a model that is not ejected."""
-    if expired and signal is not None:
-        ago = now - signal.expires_at(cfg.stale_after_s)
-        return _S, f"signal {signal.status.value} from {signal.source} expired {ago:.0f}s ago"
-    factor = D.HEALTH_HYSTERESIS if current is _D else 1.0
-    reasons = _degraded_reasons(cfg, fig, factor)
-    if signal is not None and signal.status is SignalStatus.DEGRADED:
-        reasons.append(_signal_text(signal))
-    if reasons:
-        return _D, "; ".join(reasons)
-    if current is _D:
-        if fig.judged < cfg.min_samples:
-            return _H, f"fewer than {cfg.min_samples} samples over {fig.window_s:g}s"
-        below = [f"error_rate {fig.failures / fig.judged:.3f} < {cfg.degraded_error_rate * factor:.3f}"]
-        if cfg.p95_latency_s is not None and fig.p95_latency_s is not None:
-            below.append(f"p95 {_secs(fig.p95_latency_s)} < {_secs(cfg.p95_latency_s * factor)}")
-        return _H, f"{', '.join(below)} {_over(fig)}"
-    if current is _S and signal is not None:
-        return _H, f"{_signal_text(signal)} renewed"
-    return _H, ""
