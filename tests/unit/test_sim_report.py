@@ -57,7 +57,7 @@ def test_a_governed_decision_breaks_nothing() -> None:
 
 def test_the_oracle_catches_each_breach() -> None:
     assert _violations(_decision("general-xl")) == {1, 2, 3}  # unapproved, broader, low clearance, us-east-1
-    expired = datetime(2027, 3, 1, tzinfo=UTC).timestamp()  # triage-v2's approval ended 2027-01-31
+    expired = datetime(2028, 3, 1, tzinfo=UTC).timestamp()  # triage-v2's approval ended 2028-01-31
     assert _violations(_decision("triage-v2"), now=expired) == {1}
     assert _violations(
         _decision("triage-v4"),

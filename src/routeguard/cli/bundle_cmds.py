@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,9 +42,12 @@ def validate(
     simulate: Annotated[
         bool, typer.Option("--simulate", help="also run the standard chaos scenarios and report their verdicts")
     ] = False,
+    at: Annotated[
+        str | None, typer.Option("--now", help="check approvals as of this date (YYYY-MM-DD) instead of today")
+    ] = None,
 ) -> None:
     """Check a bundle against every governance rule. Exit 0 clean, 1 with findings, 2 on usage errors."""
-    findings, loaded = _findings_for(file, time.time())
+    findings, loaded = _findings_for(file, _when(at))
     sim: list[dict[str, Any]] = []
     if simulate and loaded is not None and not findings:
         from routeguard.sim.gate import run_standard_scenarios
@@ -77,6 +81,15 @@ def validate(
             console.print(f"  scenario {row.get('scenario')}: {mark}")
     failed_sim = any(not row.get("passed") for row in sim)
     raise typer.Exit(1 if findings or failed_sim else 0)
+
+
+def _when(text: str | None) -> float:
+    if text is None:
+        return time.time()
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    except ValueError as exc:
+        raise typer.BadParameter(f"--now: expected a date like 2027-02-01, got {text!r}") from exc
 
 
 def _parse_health(text: str | None) -> StaticHealth:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,25 @@ class LoadedBundle:
     raw: dict[str, Any]
     content_hash: str
     source: str | None
-    lines: Mapping[str, int] = field(default_factory=dict)
+    text: str | None = None  # the YAML text, kept to find lines only when a finding needs one
+
+    @property
+    def lines(self) -> dict[str, int]:
+        return yaml_lines(self.text) if self.text else {}
 
     def locate(self, findings: list[Finding]) -> list[Finding]:
         """``findings`` with the file and, for YAML, the line of their key path filled in."""
-        line_of = _line_lookup(dict(self.lines))
+        if not findings:
+            return findings
+        line_of = _line_lookup(self.lines)
         return [
             replace(f, line=f.line if f.line is not None or line_of is None else line_of(f.path), source=self.source)
             for f in findings
         ]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as ISO strings so bundles round-trip through JSON."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader (libyaml's when available) that keeps dates as ISO strings so bundles round-trip through JSON."""
 
 
 # YAML 1.1 reads `on`, `off`, `yes`, `no` as booleans, which would turn the `on:` key of a fallback into True.
@@ -51,7 +57,7 @@ _Loader.add_implicit_resolver(
 )
 _Loader.add_constructor(
     "tag:yaml.org,2002:timestamp",
-    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
+    lambda loader, node: loader.construct_scalar(node),
 )
 
 
@@ -60,8 +66,8 @@ def load_raw(path: str | Path) -> dict[str, Any]:
     return parse_text(Path(path).read_text(encoding="utf-8"), source=str(path))[0]
 
 
-def parse_text(text: str, source: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """Plain data and a key-path → line map from YAML or JSON text; raises BundleError on syntax errors."""
+def parse_text(text: str, source: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """Plain data from YAML or JSON text, and the YAML text (for line lookups); BundleError on syntax errors."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
@@ -70,39 +76,58 @@ def parse_text(text: str, source: str | None = None) -> tuple[dict[str, Any], di
             raise BundleError(
                 [Finding("schema", "", f"invalid JSON: {exc.msg}", line=exc.lineno, source=source)]
             ) from exc
-        return _expect_mapping(data, source), {}
+        return _expect_mapping(data, source), None
     try:
-        node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise BundleError([Finding("schema", "", f"invalid YAML: {problem}", line=line, source=source)]) from exc
+    return _expect_mapping(data, source), text
+
+
+def yaml_lines(text: str) -> dict[str, int]:
+    """Key path → line for YAML text (composed again: only needed when a finding is reported)."""
     lines: dict[str, int] = {}
+    node = yaml.compose(text, Loader=_Loader)
     if node is not None:
         _collect_lines(node, "", lines)
-    return _expect_mapping(data, source), lines
+    return lines
 
 
 def load_bundle(source: str | Path | Mapping[str, Any]) -> LoadedBundle:
     """A bundle from a file path, YAML/JSON text or plain data; raises BundleError listing every finding."""
     name: str | None = None
-    lines: dict[str, int] = {}
+    text: str | None = None
     if isinstance(source, Mapping):
         raw = dict(source)
     elif isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
         path = Path(source)
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            content = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise BundleError([Finding("schema", "", f"cannot read {path}: {exc.strerror}", source=name)]) from exc
-        raw, lines = parse_text(text, source=name)
+        raw, text = parse_text(content, source=name)
     else:
-        raw, lines = parse_text(source)
-    bundle = parse_bundle(raw, line_of=_line_lookup(lines), source=name)
-    return LoadedBundle(bundle=bundle, raw=raw, content_hash=content_hash(raw), source=name, lines=lines)
+        raw, text = parse_text(source)
+    bundle = parse_bundle(raw, line_of=_lazy_line_of(text), source=name)
+    return LoadedBundle(bundle=bundle, raw=raw, content_hash=content_hash(raw), source=name, text=text)
+
+
+def _lazy_line_of(text: str | None) -> Any:
+    if not text:
+        return None
+    cache: list[Any] = []
+
+    def line_of(path: str) -> int | None:
+        if not cache:
+            cache.append(_line_lookup(yaml_lines(text)))
+        lookup = cache[0]
+        return lookup(path) if lookup is not None else None
+
+    return line_of
 
 
 def _expect_mapping(data: object, source: str | None) -> dict[str, Any]:

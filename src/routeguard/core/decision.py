@@ -62,6 +62,8 @@ class Decision:
             }
             if self.terminal.response is not None:
                 terminal["response"] = self.terminal.response
+            if self.terminal.message is not None:
+                terminal["message"] = self.terminal.message
         return {
             "trace_id": self.trace_id,
             "policy": self.policy,
