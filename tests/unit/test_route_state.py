@@ -32,7 +32,9 @@ def bundle(**policy: Any) -> dict[str, Any]:
     base.update(policy)
     return {
         "models": models,
-        "profiles": {"p": {"requires": ["text"], "capabilities": ["text"], "data_class": "internal", "regions": ["eu"]}},
+        "profiles": {
+            "p": {"requires": ["text"], "capabilities": ["text"], "data_class": "internal", "regions": ["eu"]}
+        },
         "approvals": [{"model": m, "profile": "p", "by": "gov", "evidence": f"EV-{m}"} for m in models],
         "notifiers": {"gov": {"type": "webhook", "url": "http://127.0.0.1:1/hook"}},
         "policies": {"agent": base},
@@ -135,8 +137,13 @@ def test_safe_mode_moves_the_route_to_a_trusted_model_once() -> None:
 def test_a_canary_ramp_is_one_change_plus_steps() -> None:
     router, clock, events = setup(
         canary={"percent": 25, "step": "10s"},
-        health={"min_samples": 4, "degraded_error_rate": 0.2, "error_rate": 0.9, "min_dwell": "1s",
-                "consecutive_failures": 50},
+        health={
+            "min_samples": 4,
+            "degraded_error_rate": 0.2,
+            "error_rate": 0.9,
+            "min_dwell": "1s",
+            "consecutive_failures": 50,
+        },
     )
     # a degrades (errors above the degraded rate, below the unhealthy one): a proactive, unforced move
     for i in range(20):
