@@ -33,9 +33,12 @@ from routeguard.config.load import load_bundle
 from routeguard.core.checks import check_bundle
 from routeguard.core.context import RouteContext, SafeMode
 from routeguard.core.engine import decide
+from routeguard.core.health import HealthTracker
 from routeguard.core.health_view import HealthState, HealthView, ModelHealth, StaticHealth
+from routeguard.core.outcome import Outcome
 from routeguard.core.parse import parse_bundle
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
+from routeguard.runtime import Router
 
 N_MODELS = 100
 N_POLICIES = 50
@@ -51,7 +54,11 @@ TARGETS = {  # metric -> (limit, unit)
     "load+check+compile": (20.0, "ms"),
     "import time": (100.0, "ms"),
     "import RSS": (40.0, "MiB"),
+    "live decision p50": (15.0, "µs"),
+    "live decision p99": (60.0, "µs"),
+    "report": (5.0, "µs"),
 }
+ERROR_CLASSES = ("overloaded", "timeout", "server_error", "rate_limit", "connection")
 
 
 # --------------------------------------------------------------------------------------------- the bundle
@@ -159,9 +166,58 @@ def random_static_health(rng: random.Random, share_unhealthy: float = 0.15) -> S
     return StaticHealth(states)
 
 
+def live_tracker(table: RoutingTable, rng: random.Random, per_second: int = 4) -> HealthTracker:
+    """A real tracker holding a minute of outcomes for every model (some failing, some slow)."""
+    tracker = HealthTracker({name: cp.policy.health for name, cp in table.policies.items()})
+    models = sorted(table.bundle.models)
+    failing = {m: rng.choice([0.0, 0.0, 0.0, 0.1, 0.3, 0.9]) for m in models}
+    start = NOW - 60
+    for step in range(60 * per_second):
+        at = start + step / per_second
+        for m in models:
+            ok = rng.random() >= failing[m]
+            tracker.record(m, ok=ok, now=at, error_class=None if ok else rng.choice(ERROR_CLASSES),
+                           latency_s=rng.lognormvariate(-1.5, 0.6), tokens=900)
+    for name, cp in table.policies.items():  # judge every pair once, as a served router does
+        for cand in cp.candidates:
+            tracker.model_health(name, cp.policy.health, cand.name, NOW)
+    return tracker
+
+
 def live_tracker_view(table: RoutingTable, rng: random.Random) -> HealthView | None:
-    """HOOK for the lead: return a live tracker fed with outcomes to benchmark it as its own row."""
-    return None
+    return live_tracker(table, rng)
+
+
+def bench_report(table: RoutingTable, n: int = 100_000, seed: int = 5) -> dict[str, float]:
+    """Cost of feeding one outcome: the tracker's ``record`` and the whole ``Router.report``."""
+    rng = random.Random(seed)
+    tracker = live_tracker(table, rng)
+    models = sorted(table.bundle.models)
+    outcomes = [(rng.choice(models), rng.random() > 0.1, rng.choice(ERROR_CLASSES), rng.random()) for _ in range(n)]
+    clock = time.perf_counter_ns
+    samples = [0] * n
+    for i, (m, ok, cls, lat) in enumerate(outcomes):
+        at = NOW + i * 0.0006
+        t0 = clock()
+        tracker.record(m, ok=ok, now=at, error_class=None if ok else cls, latency_s=lat, tokens=900)
+        samples[i] = clock() - t0
+    samples.sort()
+    virtual = [NOW]
+    router = Router(table, clock=lambda: virtual[0])
+    m_samples = [0] * (n // 4)
+    for i, (m, ok, cls, lat) in enumerate(outcomes[: n // 4]):
+        virtual[0] = NOW + i * 0.0024
+        outcome = Outcome(model=m, ok=ok, error=None if ok else cls, latency_ms=lat * 1000)
+        t0 = clock()
+        router.report(outcome)
+        m_samples[i] = clock() - t0
+    m_samples.sort()
+    return {
+        "record_p50_us": samples[n // 2] / 1000,
+        "record_mean_us": sum(samples) / n / 1000,
+        "router_report_p50_us": m_samples[len(m_samples) // 2] / 1000,
+        "router_report_mean_us": sum(m_samples) / len(m_samples) / 1000,
+    }
 
 
 def health_views(table: RoutingTable, seed: int = 3) -> dict[str, Sequence[HealthView]]:
@@ -296,6 +352,7 @@ def run(n: int) -> dict[str, Any]:
                    "fallbacks_per_policy": 3, "decisions": n},
         "decisions": {label: vars(stats) for label, stats in decisions.items()},
         "compile_ms": bench_compile(raw),
+        "report_us": bench_report(table),
         "import": {
             "python -c pass": bench_import("pass"),
             "import routeguard": bench_import("import routeguard"),
@@ -309,8 +366,13 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     out = []
     for label, stats in result["decisions"].items():
         for metric, key in (("decision p50", "p50_us"), ("decision p99", "p99_us")):
-            limit, unit = TARGETS[metric]
+            limit, unit = TARGETS[f"live {metric}" if label == "live tracker" else metric]
             out.append((f"{metric} ({label})", stats[key], f"≤ {limit:g} {unit}", stats[key] <= limit))
+    limit, unit = TARGETS["report"]
+    rep = result["report_us"]
+    record = rep["record_p50_us"]
+    out.append(("report: tracker.record p50", record, f"≤ {limit:g} {unit}", record <= limit))
+    out.append(("report: Router.report p50 (+ routing)", rep["router_report_p50_us"], "(whole façade)", True))
     limit, unit = TARGETS["load+check+compile"]
     for source, ms in result["compile_ms"].items():
         out.append((f"load+check+compile ({source})", ms, f"≤ {limit:g} {unit}", ms <= limit))

@@ -22,7 +22,7 @@ from routeguard.core.decision import Decision
 from routeguard.core.engine import decide, decide_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
-from routeguard.core.health_view import ModelHealth
+from routeguard.core.health_view import HealthState, ModelHealth
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
@@ -406,6 +406,9 @@ class _WithoutProbes:
 
     def __init__(self, tracker: HealthTracker) -> None:
         self._tracker = tracker
+
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        return self._tracker.peek_state(policy, model)
 
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
         health = self._tracker.model_health(policy, config, model, now)

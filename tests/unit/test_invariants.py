@@ -290,4 +290,7 @@ class _Down:
             self._down |= set(raw["models"])
 
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
-        return ModelHealth(HealthState.UNHEALTHY if model in self._down else HealthState.HEALTHY)
+        return ModelHealth(self.peek_state(policy, model))
+
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        return HealthState.UNHEALTHY if model in self._down else HealthState.HEALTHY

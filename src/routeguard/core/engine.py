@@ -20,6 +20,7 @@ _NO_SAFE_MODE = SafeMode()
 _UNAVAILABLE = frozenset({"unavailable"})
 _DEGRADED = frozenset({"degraded"})
 _NEG_INF = float("-inf")
+_NOT_BACKUPS = (HealthState.UNHEALTHY, HealthState.PROBING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +162,7 @@ class _Walk:
                 continue
             verdict = self.health_verdict(cand, chain, i)
             if verdict is None:
-                self.selected_health = self.model_health(cand)
-                return cand
+                return cand  # health_verdict kept the health it judged in selected_health
             trouble, trouble_since = verdict
         if self.degraded_skip is not None:
             cand = self.degraded_skip
@@ -204,7 +204,7 @@ class _Walk:
         self, cand: Candidate, chain: tuple[Candidate, ...], i: int
     ) -> tuple[frozenset[str], float] | None:
         """None to select ``cand``; otherwise the trouble it passes on to the next candidate."""
-        h = self.model_health(cand)
+        h = self.selected_health = self.model_health(cand)
         ctx = self.context
         failed = ctx.failures.get(cand.name) if ctx.failures else None
         if failed is not None:
@@ -321,12 +321,13 @@ class _Walk:
         """Later candidates this request could still fail over to (governance and health permitting)."""
         out: list[str] = []
         start = chain.index(selected) + 1 if selected in chain else len(chain)
+        policy_name = self.compiled.policy.name
         for cand in chain[start:]:
             if cand.name in out or cand.name == selected.name:
                 continue
             if self.request_reason(cand)[0] is not None:
                 continue
-            if self.model_health(cand).state in (HealthState.UNHEALTHY, HealthState.PROBING):
+            if self.health.peek_state(policy_name, cand.name) in _NOT_BACKUPS:
                 continue
             out.append(cand.name)
         return tuple(out)

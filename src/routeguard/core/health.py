@@ -190,6 +190,12 @@ class HealthTracker:
         pair.view, pair.view_key = view, key
         return view
 
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        """The pair's state as last judged (no judging, no transition): cheap, possibly a tick behind."""
+        pairs = self._pairs.get(model)
+        pair = pairs.get(policy) if pairs is not None else None
+        return pair.state if pair is not None else HealthState.HEALTHY
+
     def states(self, now: float) -> dict[str, ModelStatus]:
         """Every known model: figures, signal, and its state under each policy (judging every pair)."""
         now = self._clamp(now)

@@ -44,6 +44,7 @@ class ModelHealth:
 
 
 HEALTHY = ModelHealth(HealthState.HEALTHY)
+_ANY_CONFIG = HealthConfig()
 
 
 class HealthView(Protocol):
@@ -51,6 +52,10 @@ class HealthView(Protocol):
 
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
         """The state of ``model`` judged with ``policy``'s ``config`` at time ``now``."""
+        ...
+
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        """The last judged state, without judging again (cheap; used for the informational backups list)."""
         ...
 
 
@@ -74,3 +79,6 @@ class StaticHealth:
         if found is not None:
             return found
         return self._by_model.get(model, HEALTHY)
+
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        return self.model_health(policy, _ANY_CONFIG, model, 0.0).state
