@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from routeguard.config.legacy import LEGACY_POLICY
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.context import RouteContext, SafeMode
-from routeguard.core.decision import Decision
+from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import decide, decide_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
@@ -66,7 +66,8 @@ class Router:
         self._sinks: list[EventSink] = []
         self._safe = SafeMode()
         self._auto: FallbackFailureWindow | None = None
-        self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
+        self._probes: dict[str, tuple[str, str]] = {}
+        self._fallback_traces: dict[str, str] = {}  # trace id -> policy, for decisions served as fallbacks  # trace id -> (policy, model) of an in-flight probe
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
         self._pairs: set[tuple[str, str]] = set()
@@ -190,6 +191,25 @@ class Router:
         self._emit_all(events)
         return decision
 
+    def note_decision(self, decision: Decision) -> None:
+        """A decision handed to a caller who will call the model itself (the decision API, not the executor).
+
+        Feeds automatic safe mode: the caller's reported outcome for a fallback decision (same trace id) says
+        whether the fallback served; a terminal decision of a policy with fallbacks is a failed fallback.
+        """
+        if self._auto is None:
+            return
+        if decision.status is DecisionStatus.FALLBACK:
+            with self._lock:
+                if len(self._fallback_traces) >= _PROBE_MEMORY:
+                    self._fallback_traces.pop(next(iter(self._fallback_traces)))
+                self._fallback_traces[decision.trace_id] = decision.policy
+        elif decision.status is DecisionStatus.TERMINAL:
+            scope, table = self.table_for(decision.tenant)
+            compiled = table.policies.get(decision.policy)
+            if compiled is not None and (compiled.policy.fallbacks or compiled.n_arms > 1):
+                self.record_fallback_result(True)
+
     def _ramp_for(self, ctx: RouteContext, table: RoutingTable, scope: str) -> Any:
         agent_policies = table.policies
         if not any(cp.policy.canary is not None for cp in agent_policies.values()):
@@ -213,6 +233,7 @@ class Router:
         with self._lock:
             now = self._clock()
             probe = self._probes.pop(out.trace_id, None) if out.trace_id else None
+            fallback = self._fallback_traces.pop(out.trace_id, None) if out.trace_id else None
             self._tracker.record(
                 out.model,
                 ok=out.ok,
@@ -230,6 +251,8 @@ class Router:
                 self._tracker.model_health(policy, config, out.model, now)
             events = self._refresh(now)
         self._emit_all(events)
+        if fallback is not None:
+            self.record_fallback_result(not out.ok)
 
     def signal(
         self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external"
