@@ -66,8 +66,8 @@ class Router:
         self._sinks: list[EventSink] = []
         self._safe = SafeMode()
         self._auto: FallbackFailureWindow | None = None
-        self._probes: dict[str, tuple[str, str]] = {}
-        self._fallback_traces: dict[str, str] = {}  # trace id -> policy, for decisions served as fallbacks  # trace id -> (policy, model) of an in-flight probe
+        self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
+        self._fallback_traces: dict[str, str] = {}  # trace id -> policy, for decisions served as fallbacks
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
         self._pairs: set[tuple[str, str]] = set()
@@ -205,7 +205,7 @@ class Router:
                     self._fallback_traces.pop(next(iter(self._fallback_traces)))
                 self._fallback_traces[decision.trace_id] = decision.policy
         elif decision.status is DecisionStatus.TERMINAL:
-            scope, table = self.table_for(decision.tenant)
+            table = self.table_for(decision.tenant)[1]
             compiled = table.policies.get(decision.policy)
             if compiled is not None and (compiled.policy.fallbacks or compiled.n_arms > 1):
                 self.record_fallback_result(True)

@@ -59,6 +59,13 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request")] = False,
+    event_log_level: Annotated[
+        str,
+        typer.Option(
+            "--event-log-level",
+            help="level of routeguard's JSON log lines on stderr: routing events at info, decisions at debug",
+        ),
+    ] = "info",
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
     import uvicorn
@@ -68,7 +75,13 @@ def serve(
     from routeguard.service.bootstrap import StartupError
     from routeguard.service.settings import Settings
     from routeguard.service.state import ServiceState
+    from routeguard.telemetry.logs import configure_json_logging
 
+    try:
+        configure_json_logging(event_log_level.upper())
+    except ValueError as exc:
+        err_console.print(f"[red]error[/]: --event-log-level: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
     if redis:
         err_console.print(
             "[yellow]warning[/]: --redis is planned, not implemented yet: state is kept in this process; "

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,10 @@ class Executor:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.observers: list[Callable[[Served], None]] = []
+        # the first decision of each request, with the seconds it took (metrics, logs)
+        self.decision_observers: list[Callable[[Decision, float], None]] = []
+        # a request that ended in an error its caller sees: its first decision, and whether it left that model
+        self.failure_observers: list[Callable[[Decision, bool], None]] = []
 
     def register(self, model: str, provider: Provider) -> None:
         self.providers.register(model, provider)
@@ -105,20 +110,28 @@ class Executor:
                 yield item
 
     async def stream_served(
-        self, ctx: RouteContext, request: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any] | Served]:
-        """Chunks as they arrive; the last item is the :class:`Served` summary (the proxy uses it)."""
+        self, ctx: RouteContext, request: dict[str, Any], on_start: Callable[[Served], None] | None = None
+    ) -> AsyncGenerator[dict[str, Any] | Served, None]:
+        """Chunks as they arrive; the last item is the :class:`Served` summary (the proxy uses it).
+        ``on_start`` is called once, just before the first chunk, with a preview of the summary: the model
+        whose output follows (None: the terminal action's configured answer) — the proxy's headers."""
         run = _Run(self, ctx)
         while True:
             decision = run.next_decision()
             if decision.model is None:
                 completion = run.terminal(decision, request)
+                if on_start is not None:
+                    on_start(run.preview(None))
                 for chunk in _as_chunks(completion):
                     yield chunk
                 yield run.served(None)
                 return
+            started = False
             try:
                 async for chunk in run.stream_model(decision, request):
+                    if not started and on_start is not None:
+                        on_start(run.preview(decision.model))
+                    started = True
                     yield chunk
             except _FailOver:
                 continue
@@ -150,9 +163,17 @@ class _Run:
     def next_decision(self) -> Decision:
         if self.deadline is not None and self.router.now() >= self.deadline and self.last_error is not None:
             self._finish_fallback(failed=True)
+            self._failed()
             raise self.last_error
         ctx = replace(self.ctx, failures=dict(self.failures)) if self.failures else self.ctx
-        decision = self.router.decide(ctx)
+        if self.first is None and self.ex.decision_observers:
+            began = time.perf_counter()
+            decision = self.router.decide(ctx)
+            elapsed = time.perf_counter() - began
+            for observe in self.ex.decision_observers:
+                observe(decision, elapsed)
+        else:
+            decision = self.router.decide(ctx)
         if self.first is None:
             self.first = decision
         if self.pending_fallback is not None:
@@ -162,8 +183,18 @@ class _Run:
         if decision.model is None and self.last_error is not None and not self._error_admits_fallback():
             # a non-retryable error that no fallback is named for surfaces as itself, not as terminal
             self._finish_fallback(failed=True)
+            self._failed()
             raise self.last_error
         return decision
+
+    def _failed(self, model: str | None = None) -> None:
+        """Tell the failure observers: this request ends in an error its caller sees."""
+        first = self.first
+        if first is None or not self.ex.failure_observers:
+            return
+        left = any(m != first.model for m in self.failures) or (model is not None and model != first.model)
+        for observe in self.ex.failure_observers:
+            observe(first, left)
 
     def _error_admits_fallback(self) -> bool:
         err = self.last_error
@@ -176,12 +207,16 @@ class _Run:
     def _table(self) -> RoutingTable:
         return self.router.table_for(self.ctx.tenant)[1]
 
-    def served(self, model: str | None) -> Served:
+    def preview(self, model: str | None) -> Served:
+        """The summary as it will be if ``model`` finishes the request (no side effects)."""
         assert self.first is not None
-        served = Served(
+        return Served(
             self.first, model, self.attempts, fell_back=bool(self.failures) or (model != self.first.model),
             terminal=None if model is not None else (self.terminal_action or "suspend"),
         )
+
+    def served(self, model: str | None) -> Served:
+        served = self.preview(model)
         self._finish_fallback(failed=model is None)
         for observer in self.ex.observers:
             observer(served)
@@ -304,6 +339,7 @@ class _Run:
                 self._report(decision, model_name, False, cls, started, partial=delivered > 0)
                 if delivered > 0:
                     self._finish_fallback(failed=True)
+                    self._failed(model_name)
                     raise PartialOutputError(model_name, cls, str(err), delivered) from err
                 await self._after_failure(decision, policy, model_name, err, attempt)
                 continue

@@ -39,12 +39,12 @@ class ProviderRegistry:
         with self._lock:
             provider = self._built.get(key)
             if provider is None:
-                from routeguard.execution.providers.openai_http import OpenAIHTTPProvider, make_client
+                from routeguard.execution.providers.openai_http import OpenAIHTTPProvider, make_upstream_client
 
                 if self._client is None:
-                    self._client = make_client()
+                    self._client = make_upstream_client()
                 provider = OpenAIHTTPProvider(
-                    model.name, ep.base_url, ep.model or model.name, ep.api_key_env, client=self._client  # type: ignore[arg-type]
+                    model.name, ep.base_url, ep.model or model.name, ep.api_key_env, client=self._client
                 )
                 self._built[key] = provider
             return provider

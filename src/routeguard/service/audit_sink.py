@@ -4,14 +4,12 @@
 - SafeModeChanged: automatic ones are persisted (so a restart keeps them), audited and queued to every
   notifier; manual ones are written by the safe-mode endpoint itself, so they are skipped here;
 - HealthChanged (`health.changed`), CanaryStepped (`canary.step`): audited;
-- FallbackUsed: counted only.
-Every event is also a structured log line on the `routeguard.events` logger.
+- FallbackUsed: counted only (and logged).
+Every event is also a structured JSON log line on the `routeguard.events` logger (`telemetry.logs.log_event`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,10 +23,10 @@ from routeguard.core.events import (
     TerminalEngaged,
 )
 from routeguard.store.db import Store
+from routeguard.telemetry.logs import log_event
 
 __all__ = ["AUTO_SAFE_MODE_ACTOR", "AuditSink"]
 
-log = logging.getLogger("routeguard.events")
 AUTO_SAFE_MODE_ACTOR = "routeguard:auto"
 
 
@@ -49,11 +47,10 @@ class AuditSink:
     def __call__(self, event: Event) -> None:
         with self._lock:
             self.counts[event.event] = self.counts.get(event.event, 0) + 1
+        log_event(event)
         if isinstance(event, FallbackUsed):
             return
         body = event.to_dict()
-        if log.isEnabledFor(logging.INFO):
-            log.info(json.dumps(body, default=str, sort_keys=True))
         try:
             self._record(event, body)
         except Exception:

@@ -9,6 +9,7 @@ document and answers if the middleware is not installed).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,7 @@ from routeguard.service.api.deps import dumps, parse_json
 from routeguard.service.api.route import TRACE_HEADER
 from routeguard.service.auth import PRINCIPAL_HEADER, authorize
 from routeguard.service.errors import ROUTING_CODES, ApiError
+from routeguard.telemetry.tracing import span_decision
 
 __all__ = ["ROUTE_PATHS", "RouteFastPath"]
 
@@ -63,7 +65,13 @@ class RouteFastPath:
                 raise ApiError(422, "invalid_request", "the route request must be a JSON object")
             if trace and "trace_id" not in data:
                 data["trace_id"] = trace
-            decision = service.router.decide(data)
+            agent = data.get("agent")
+            with span_decision(agent if isinstance(agent, str) else None) as span:
+                began = time.perf_counter()
+                decision = service.router.decide(data)
+                service.observe_decision(decision, time.perf_counter() - began)
+                service.router.note_decision(decision)  # the caller calls the model: feeds auto safe mode
+                span.record_decision(decision)
         except ApiError as exc:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
             return exc.status, _error(exc.code, exc.message, **exc.extra), extra

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from routeguard.service.state import ServiceState
 from routeguard.store.errors import InvalidScope, NotApproved
 from routeguard.store.models import PolicyVersion, Scope, VersionStatus
 from routeguard.store.rollout import Rollout
+from routeguard.telemetry.logs import log_policy
 
 __all__ = [
     "approve",
@@ -61,6 +63,7 @@ def upload(
             "label": label,
         }
     pv = state.store.policies.create_version(loaded.raw, loaded.content_hash, label, author)
+    log_policy("uploaded", version=pv.version, hash=pv.content_hash, by=author, label=label)
     return 201, {**version_view(pv, None), "findings": [], "dry_run": False}
 
 
@@ -76,6 +79,7 @@ def version_view(pv: PolicyVersion, rollout: Rollout | None, *, with_content: bo
 
 def approve(state: ServiceState, version: int, by: str, comment: str | None) -> dict[str, Any]:
     pv = state.store.policies.approve(version, by, comment)
+    log_policy("approved", version=version, by=by)
     return version_view(pv, state.live.rollout)
 
 
@@ -97,6 +101,19 @@ def _check_stored(state: ServiceState, pv: PolicyVersion, by: str, action: str) 
 
 
 def publish(state: ServiceState, version: int, scope: Mapping[str, Any] | None, by: str) -> dict[str, Any]:
+    """Publish and time it (`agent_routing_policy_publish_latency_seconds`, or a failure counted)."""
+    began = time.perf_counter()
+    try:
+        out = _publish(state, version, scope, by)
+    except Exception:
+        state.metrics.observe_publish(time.perf_counter() - began, False)
+        raise
+    state.metrics.observe_publish(time.perf_counter() - began, True)
+    log_policy("published", version=version, scope=out["scope"], by=by, hash=out["hash"])
+    return out
+
+
+def _publish(state: ServiceState, version: int, scope: Mapping[str, Any] | None, by: str) -> dict[str, Any]:
     try:
         target = Scope.from_dict(scope if scope is not None else {"all": True}).checked()
     except InvalidScope as exc:
@@ -132,6 +149,7 @@ def rollback(state: ServiceState, version: int | None, tenant: str | None, by: s
             assert tenant is not None
             pubs = state.store.policies.rollback_tenant(tenant, by)
         live = state.apply()
+    log_policy("rolled_back", version=version, tenant=tenant, by=by)
     out: dict[str, Any] = {
         "publications": [p.to_dict() for p in pubs],
         "stable_version": live.rollout.stable_version(),
@@ -150,6 +168,7 @@ def set_safe_mode(
     with state.lock:
         entry, seq = state.store.safe_mode.set(enabled, tenant, reason, by, notifiers=state.notifier_names())
         state.router.set_safe_mode(enabled, tenant=tenant, reason=reason, by=by)
+    state.safe_mode_changed()  # the gauge, and the outbox rows just written go out now
     return {**entry.to_dict(), "audit_seq": seq, "state": safe_mode_status(state)}
 
 

@@ -20,6 +20,22 @@ def default_db_url() -> str:
     return os.environ.get("ROUTEGUARD_DB") or DEFAULT_DB_URL
 
 
+def _env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def default_outbox_lease_s() -> float:
+    """`ROUTEGUARD_OUTBOX_LEASE_S` (at least 7 s), else 30 s: how long a claimed notification is held by the
+    replica sending it; one that died mid-send is sent again after it."""
+    return _env_seconds("ROUTEGUARD_OUTBOX_LEASE_S", 30.0)
+
+
+def default_outbox_poll_s() -> float:
+    """`ROUTEGUARD_OUTBOX_POLL_S`, else 0.5 s: how often the outbox is polled (besides every enqueue)."""
+    return _env_seconds("ROUTEGUARD_OUTBOX_POLL_S", 0.5)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     db_url: str = field(default_factory=default_db_url)
@@ -31,4 +47,6 @@ class Settings:
     tick_s: float = 1.0  # the background refresh of health and routes
     approval_warning_s: float = 7 * 86400.0  # `approval.expiring` is audited this long before an expiry
     legacy_env: bool = True  # allow legacy single-model mode from ROUTEGUARD_MODEL
+    outbox_lease_s: float = field(default_factory=default_outbox_lease_s)
+    outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
     clock: Callable[[], float] = time.time

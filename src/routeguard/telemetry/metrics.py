@@ -162,6 +162,7 @@ class RoutingMetrics:
         self.requests = Counter(
             "agent_routing_requests_total", "Requests run to an end, by serving model and outcome.",
             ["policy", "model", "outcome"], registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # hot-path label children, by values
         self._safe_global = False
         self._safe_tenants: set[str] = set()  # held in memory for the count only, never exported
         self._lock = threading.Lock()
@@ -170,9 +171,17 @@ class RoutingMetrics:
         self.outbox_age.set(0)
 
     # ------------------------------------------------------------------ decisions and requests
+    def _child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, memoised: labels() validates and locks on every call (per request here)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def observe_decision(self, decision: Decision, seconds: float) -> None:
-        self.decisions.labels(policy=decision.policy, status=decision.status.value).inc()
-        self.decision_latency.labels(policy=decision.policy).observe(max(0.0, seconds))
+        self._child(self.decisions, decision.policy, decision.status.value).inc()
+        self._child(self.decision_latency, decision.policy).observe(max(0.0, seconds))
 
     def observe_served(self, served: Served) -> None:
         """An `Executor` observer: a request ended served (by a model) or with the terminal action."""
@@ -183,7 +192,7 @@ class RoutingMetrics:
             outcome = "primary" if not served.fell_back else "fallback"
         else:
             outcome = "fallback"
-        self.requests.labels(policy=first.policy, model=served.model or NO_MODEL, outcome=outcome).inc()
+        self._child(self.requests, first.policy, served.model or NO_MODEL, outcome).inc()
         self.hit_window.record(first.policy, outcome == "primary")
         if first.model is not None and (served.fell_back or served.model != first.model):
             result = "succeeded" if served.model is not None else "failed"

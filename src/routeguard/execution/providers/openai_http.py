@@ -15,7 +15,7 @@ from routeguard.core.errors import ErrorClass, ProviderError, StreamBroken, clas
 from routeguard.execution.providers.base import stream_broken, stream_timeout
 from routeguard.execution.providers.openai_shapes import completion_to_chunks, has_finish_reason
 
-__all__ = ["DEFAULT_LIMITS", "OpenAIHTTPProvider", "make_client"]
+__all__ = ["DEFAULT_LIMITS", "OpenAIHTTPProvider", "make_client", "make_upstream_client"]
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
 
@@ -27,6 +27,16 @@ def make_client(*, limits: httpx.Limits = DEFAULT_LIMITS, trust_env: bool = True
     """The pooled client to share between providers (one per process is enough)."""
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0), trust_env=trust_env,
                              follow_redirects=False)
+
+
+def make_upstream_client(*, trust_env: bool = True) -> Any:
+    """The pooled client providers share: the lean HTTP/1.1 client (`lean_http`, a fraction of httpx's CPU
+    per call), or httpx itself with `ROUTEGUARD_HTTP_CLIENT=httpx`. Both offer the calls used below."""
+    if os.environ.get("ROUTEGUARD_HTTP_CLIENT", "").strip().lower() == "httpx":
+        return make_client(trust_env=trust_env)
+    from routeguard.execution.providers.lean_http import LeanClient
+
+    return LeanClient(trust_env=trust_env)
 
 
 class OpenAIHTTPProvider:
@@ -44,7 +54,7 @@ class OpenAIHTTPProvider:
         base_url: str,
         model: str,
         api_key_env: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: Any = None,  # an httpx.AsyncClient, a lean_http.LeanClient, or None: one of its own
         extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -53,7 +63,7 @@ class OpenAIHTTPProvider:
         self.api_key_env = api_key_env
         self._extra_headers = dict(extra_headers or {})
         self._owns_client = client is None
-        self._client = client if client is not None else make_client()
+        self._client: Any = client if client is not None else make_upstream_client()
 
     def __repr__(self) -> str:
         return f"OpenAIHTTPProvider(name={self.name!r}, url={self.url!r}, model={self.model!r})"

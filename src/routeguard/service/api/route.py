@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,7 @@ from fastapi.responses import Response
 from routeguard.service.api.deps import ERRORS, ROUTER, get_state, json_body, json_response
 from routeguard.service.errors import ApiError
 from routeguard.service.schemas import DecisionOut, ErrorBody, RouteRequest
+from routeguard.telemetry.tracing import span_decision
 
 router = APIRouter(tags=["routing"])
 
@@ -35,7 +37,13 @@ async def route(request: Request, _principal: Any = ROUTER) -> Response:
     trace = request.headers.get(TRACE_HEADER)
     if trace and "trace_id" not in body:
         body["trace_id"] = trace
-    decision = get_state(request).router.decide(body)
+    state = get_state(request)
+    with span_decision(body.get("agent") if isinstance(body.get("agent"), str) else None) as span:
+        began = time.perf_counter()
+        decision = state.router.decide(body)
+        state.observe_decision(decision, time.perf_counter() - began)
+        state.router.note_decision(decision)  # the caller calls the model: feeds auto safe mode
+        span.record_decision(decision)
     return json_response(decision.to_dict(), headers={TRACE_HEADER: decision.trace_id})
 
 
