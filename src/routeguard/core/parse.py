@@ -115,6 +115,9 @@ def parse_bundle(
     policies = {
         k: _policy(r, f"policies.{k}", k, v) for k, v in r.mapping("policies", top.get("policies", {}), None).items()
     }
+    for key in ("models", "profiles", "policies"):
+        if isinstance(raw, Mapping) and key not in top:
+            r.error(key, f"{key!r} is required")
     if "policies" in top and not policies and not r.findings:
         r.error("policies", "at least one policy is required")
     safe_auto = _safe_mode(r, top.get("safe_mode"))
