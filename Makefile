@@ -29,6 +29,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/decision.py
+	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/review.py
+	@echo "LiteLLM comparison (bench-only extra): $(BIN)/pip install -e '.[bench]' && $(BIN)/python bench/vs_litellm.py"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
