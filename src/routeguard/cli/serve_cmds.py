@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from routeguard.cli.output import console, err_console, print_json
+
+if TYPE_CHECKING:
+    from routeguard.service.state import ServiceState
 
 __all__ = ["register"]
 
@@ -109,6 +112,7 @@ def serve(
         f"on {scheme}://{host}:{port} (store {escape(_shown(settings.db_url))}, "
         f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'})"
     )
+    _print_hint(state, f"{scheme}://{host}:{port}")
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: shorter pauses while serving
     try:
@@ -214,3 +218,19 @@ def upgrade(db: DbOpt = None) -> None:
     finally:
         engine.dispose()
     console.print(f"store {escape(_shown(url))} is at revision {revision}")
+
+
+def _print_hint(state: ServiceState, base: str) -> None:
+    """How to call the service, with an agent of the serving bundle."""
+    agents = sorted({cp.policy.agent for cp in state.router.table.policies.values()})
+    if not agents:
+        return
+    agent = agents[0]
+    err_console.print(
+        "routeguard: try it —\n"
+        f"  curl -s {base}/v1/route -d '{{\"agent\": \"{agent}\"}}'\n"
+        f"  curl -s {base}/v1/routes\n"
+        f"  OpenAI SDK: OpenAI(base_url=\"{base}/v1\", api_key=\"x\").chat.completions.create("
+        f"model=\"{agent}\", messages=[...])",
+        markup=False,
+    )
