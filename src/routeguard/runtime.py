@@ -6,7 +6,6 @@ or tasks: one lock guards the tracker and the route state; decisions themselves 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -22,12 +21,12 @@ from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import decide, decide_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
-from routeguard.core.health_view import HealthState, ModelHealth
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
+from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
     from routeguard.execution.executor import Executor
@@ -71,7 +70,7 @@ class Router:
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
         self._pairs: set[tuple[str, str]] = set()
-        self._no_probes = _WithoutProbes(self._tracker)
+        self._no_probes = WithoutProbes(self._tracker)
         self._executor: Executor | None = None
         self._executor_options = dict(executor_options or {})
         self.set_tables({STABLE_SCOPE: table})
@@ -348,26 +347,11 @@ class Router:
 
     def health(self) -> dict[str, Any]:
         """Every model with its figures, and its state under each policy."""
-        from dataclasses import asdict
-
         with self._lock:
-            now = self._clock()
             models: set[str] = set()
             for table in self._tables.values():
                 models.update(table.bundle.models)
-            states = self._tracker.states(now)
-            out: dict[str, Any] = {}
-            for name in sorted(models | set(states)):
-                status = states.get(name)
-                out[name] = {
-                    "figures": asdict(status.figures) if status is not None and status.figures else None,
-                    "signal": asdict(status.signal) if status is not None and status.signal else None,
-                    "policies": {
-                        p: {"state": h.state.value, "detail": h.detail, "cooldown_left_s": h.cooldown_left_s}
-                        for p, h in (status.policies.items() if status is not None else ())
-                    },
-                }
-            return out
+            return health_snapshot(self._tracker.states(self._clock()), models)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, sink: EventSink) -> Callable[[], None]:
@@ -420,21 +404,3 @@ class Router:
     async def aclose(self) -> None:
         if self._executor is not None:
             await self._executor.aclose()
-
-
-class _WithoutProbes:
-    """The tracker as route state sees it: a probing model serves probes, not the policy's traffic."""
-
-    __slots__ = ("_tracker",)
-
-    def __init__(self, tracker: HealthTracker) -> None:
-        self._tracker = tracker
-
-    def peek_state(self, policy: str, model: str) -> HealthState:
-        return self._tracker.peek_state(policy, model)
-
-    def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
-        health = self._tracker.model_health(policy, config, model, now)
-        if health.probe_admitted:
-            return dataclasses.replace(health, probe_admitted=False)
-        return health

@@ -12,24 +12,16 @@ from routeguard.core.fields import FieldReader
 from routeguard.core.findings import BundleError, Finding
 from routeguard.core.model import (
     Approval,
-    Arm,
     Bundle,
-    Canary,
     Cost,
     Endpoint,
-    Fallback,
-    HealthConfig,
     Limits,
-    Match,
     Model,
     Notifier,
-    Policy,
     Profile,
-    RetryConfig,
     SafeModeAuto,
-    Terminal,
-    TerminalAction,
 )
+from routeguard.core.parse_policy import parse_policy
 
 __all__ = ["BundleError", "Finding", "parse_bundle"]
 
@@ -54,47 +46,8 @@ _ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
 _NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers"})
-_POLICY = frozenset(
-    {
-        "profile",
-        "match",
-        "primary",
-        "fallbacks",
-        "terminal",
-        "timeout",
-        "retry",
-        "health",
-        "budget",
-        "canary",
-        "overrides",
-        "notify",
-        "description",
-    }
-)
-_MATCH = frozenset({"agent", "task_types", "tenants", "tags"})
-_FALLBACK = frozenset({"model", "on", "after"})
-_TERMINAL = frozenset({"action", "queue", "response", "message"})
-_RETRY = frozenset({"attempts", "backoff", "backoff_max", "on"})
-_HEALTH = frozenset(
-    {
-        "window",
-        "min_samples",
-        "error_rate",
-        "degraded_error_rate",
-        "p95_latency",
-        "timeout_rate",
-        "cooldown",
-        "cooldown_max",
-        "probes",
-        "min_dwell",
-        "stale_after",
-        "consecutive_failures",
-        "max_probes_in_flight",
-    }
-)
 _ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
 _NOTIFIER_TYPES = frozenset({"webhook", "slack", "email"})
-_ACTIONS = frozenset(a.value for a in TerminalAction)
 
 
 def parse_bundle(
@@ -113,7 +66,8 @@ def parse_bundle(
         k: _notifier(r, f"notifiers.{k}", v) for k, v in r.mapping("notifiers", top.get("notifiers", {}), None).items()
     }
     policies = {
-        k: _policy(r, f"policies.{k}", k, v) for k, v in r.mapping("policies", top.get("policies", {}), None).items()
+        k: parse_policy(r, f"policies.{k}", k, v)
+        for k, v in r.mapping("policies", top.get("policies", {}), None).items()
     }
     for key in ("models", "profiles", "policies"):
         if isinstance(raw, Mapping) and key not in top:
@@ -265,167 +219,6 @@ def _notifier(r: FieldReader, path: str, value: object) -> Notifier:
         to=tuple(to or ()),
         headers=MappingProxyType({str(k): str(v) for k, v in headers.items()}),
     )
-
-
-def _policy(r: FieldReader, path: str, name: str, value: object) -> Policy:
-    p = r.mapping(path, value, _POLICY)
-    budget = None
-    if p.get("budget") is not None:
-        b = r.mapping(f"{path}.budget", p["budget"], frozenset({"max_usd_per_request"}))
-        budget = r.number(b, f"{path}.budget", "max_usd_per_request", None)
-    return Policy(
-        name=name,
-        profile=str(r.string(p, path, "profile", "", required=True)),
-        primary=_primary(r, path, p),
-        fallbacks=_fallbacks(r, path, p.get("fallbacks", [])),
-        match=_match(r, f"{path}.match", p.get("match")),
-        terminal=_terminal(r, f"{path}.terminal", p.get("terminal")),
-        timeout_s=r.duration(p, path, "timeout", D.TIMEOUT_S),
-        retry=_retry(r, f"{path}.retry", p.get("retry")),
-        health=_health(r, f"{path}.health", p.get("health")),
-        budget_usd=budget,
-        canary=_canary(r, f"{path}.canary", p.get("canary")),
-        overrides=tuple(r.string_list(f"{path}.overrides", p["overrides"]) or ()) if p.get("overrides") else (),
-        notify=tuple(r.string_list(f"{path}.notify", p["notify"]) or ()) if p.get("notify") else (),
-    )
-
-
-def _primary(r: FieldReader, path: str, p: Mapping[str, Any]) -> tuple[Arm, ...]:
-    value = r.required(p, path, "primary")
-    if isinstance(value, str) and value:
-        return (Arm(value, 100),)
-    if isinstance(value, list) and value:
-        arms = []
-        for i, item in enumerate(value):
-            where = f"{path}.primary[{i}]"
-            a = r.mapping(where, item, frozenset({"model", "weight"}))
-            arms.append(
-                Arm(
-                    model=str(r.string(a, where, "model", "", required=True)),
-                    weight=int(r.number(a, where, "weight", 100, minimum=0, integer=True)),
-                )
-            )
-        if arms and sum(a.weight for a in arms) <= 0:
-            r.error(f"{path}.primary", "arm weights must add up to more than 0")
-        return tuple(arms)
-    if (value is not None and not isinstance(value, str | list)) or value in ("", []):
-        r.error(f"{path}.primary", "expected a model name or a list of {model, weight} arms")
-    return ()
-
-
-def _fallbacks(r: FieldReader, path: str, value: object) -> tuple[Fallback, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        r.error(f"{path}.fallbacks", "expected a list of fallbacks")
-        return ()
-    out = []
-    for i, item in enumerate(value):
-        where = f"{path}.fallbacks[{i}]"
-        if isinstance(item, str):
-            item = {"model": item}
-        f = r.mapping(where, item, _FALLBACK)
-        on = D.FALLBACK_ON
-        if f.get("on") is not None:
-            listed = r.string_list(f"{where}.on", f["on"]) or []
-            for j, trig in enumerate(listed):
-                if trig not in D.TRIGGERS:
-                    r.error(f"{where}.on[{j}]", f"unknown trigger {trig!r} (allowed: {', '.join(sorted(D.TRIGGERS))})")
-            on = frozenset(listed)
-        out.append(
-            Fallback(
-                model=str(r.string(f, where, "model", "", required=True)),
-                on=on,
-                after_s=r.duration(f, where, "after", 0.0),
-            )
-        )
-    return tuple(out)
-
-
-def _match(r: FieldReader, path: str, value: object) -> Match:
-    if value is None:
-        return Match()
-    m = r.mapping(path, value, _MATCH)
-    return Match(
-        agent=r.string(m, path, "agent", None),
-        task_types=r.strings(m, path, "task_types"),
-        tenants=r.strings(m, path, "tenants"),
-        tags=r.strings(m, path, "tags"),
-    )
-
-
-def _terminal(r: FieldReader, path: str, value: object) -> Terminal:
-    if value is None:
-        return Terminal()
-    if isinstance(value, str):
-        value = {"action": value}
-    t = r.mapping(path, value, _TERMINAL)
-    action = TerminalAction(r.choice(t, path, "action", _ACTIONS, "suspend"))
-    queue = r.string(t, path, "queue", None)
-    if action is TerminalAction.HUMAN_QUEUE and queue is None:
-        queue = "default"
-    response = r.string(t, path, "response", None)
-    if action is TerminalAction.STATIC_RESPONSE and response is None:
-        r.error(f"{path}.response", "static_response needs the response text")
-    return Terminal(action=action, queue=queue, response=response, message=r.string(t, path, "message", None))
-
-
-def _retry(r: FieldReader, path: str, value: object) -> RetryConfig:
-    if value is None:
-        return RetryConfig()
-    t = r.mapping(path, value, _RETRY)
-    on = D.RETRYABLE_CLASSES
-    if t.get("on") is not None:
-        listed = r.string_list(f"{path}.on", t["on"]) or []
-        for j, cls in enumerate(listed):
-            if cls not in D.ERROR_CLASSES:
-                r.error(f"{path}.on[{j}]", f"unknown error class {cls!r} (allowed: {', '.join(D.ERROR_CLASSES)})")
-        on = frozenset(listed)
-    return RetryConfig(
-        attempts=r.integer(t, path, "attempts", D.RETRY_ATTEMPTS, minimum=1),
-        backoff_s=r.duration(t, path, "backoff", D.RETRY_BACKOFF_S),
-        backoff_max_s=r.duration(t, path, "backoff_max", D.RETRY_BACKOFF_MAX_S),
-        on=on,
-    )
-
-
-def _health(r: FieldReader, path: str, value: object) -> HealthConfig:
-    if value is None:
-        return HealthConfig()
-    h = r.mapping(path, value, _HEALTH)
-    cfg = HealthConfig(
-        window_s=r.duration(h, path, "window", D.HEALTH_WINDOW_S),
-        min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
-        error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, minimum=0.0, maximum=1.0),
-        degraded_error_rate=r.number(
-            h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0
-        ),
-        timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, minimum=0.0, maximum=1.0),
-        p95_latency_s=r.duration(h, path, "p95_latency", None),
-        cooldown_s=r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S),
-        cooldown_max_s=r.duration(h, path, "cooldown_max", D.HEALTH_COOLDOWN_MAX_S),
-        probes=r.integer(h, path, "probes", D.HEALTH_PROBES, minimum=1),
-        min_dwell_s=r.duration(h, path, "min_dwell", D.HEALTH_MIN_DWELL_S),
-        stale_after_s=r.duration(h, path, "stale_after", D.HEALTH_STALE_AFTER_S),
-        consecutive_failures=r.integer(h, path, "consecutive_failures", D.HEALTH_CONSECUTIVE_FAILURES, minimum=1),
-        max_probes_in_flight=r.integer(h, path, "max_probes_in_flight", D.HEALTH_MAX_PROBES_IN_FLIGHT, minimum=1),
-    )
-    if cfg.degraded_error_rate > cfg.error_rate:
-        r.error(f"{path}.degraded_error_rate", "must not exceed error_rate")
-    if cfg.window_s <= 0:
-        r.error(f"{path}.window", "must be longer than 0s")
-    return cfg
-
-
-def _canary(r: FieldReader, path: str, value: object) -> Canary | None:
-    if value is None:
-        return None
-    c = r.mapping(path, value, frozenset({"percent", "step"}))
-    percent = r.number(c, path, "percent", None, minimum=0.01, maximum=100.0)
-    if percent is None:
-        r.error(f"{path}.percent", "a canary needs a percent between 0 and 100")
-        return None
-    return Canary(percent=percent, step_s=r.duration(c, path, "step", D.CANARY_STEP_S))
 
 
 def _safe_mode(r: FieldReader, value: object) -> SafeModeAuto | None:

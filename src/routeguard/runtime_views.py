@@ -1,0 +1,47 @@
+"""Read-only views the Router builds on its tracker: the route state's probe-blind view, the health snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from routeguard.core.health import HealthTracker, ModelStatus
+from routeguard.core.health_view import HealthState, ModelHealth
+from routeguard.core.model import HealthConfig
+
+__all__ = ["WithoutProbes", "health_snapshot"]
+
+
+def health_snapshot(states: Mapping[str, ModelStatus], models: set[str]) -> dict[str, Any]:
+    """``GET /v1/health``: every model with its figures, its signal, and its state under each policy."""
+    out: dict[str, Any] = {}
+    for name in sorted(models | set(states)):
+        status = states.get(name)
+        out[name] = {
+            "figures": dataclasses.asdict(status.figures) if status is not None and status.figures else None,
+            "signal": dataclasses.asdict(status.signal) if status is not None and status.signal else None,
+            "policies": {
+                p: {"state": h.state.value, "detail": h.detail, "cooldown_left_s": h.cooldown_left_s}
+                for p, h in (status.policies.items() if status is not None else ())
+            },
+        }
+    return out
+
+
+class WithoutProbes:
+    """The tracker as route state sees it: a probing model serves probes, not the policy's traffic."""
+
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: HealthTracker) -> None:
+        self._tracker = tracker
+
+    def peek_state(self, policy: str, model: str) -> HealthState:
+        return self._tracker.peek_state(policy, model)
+
+    def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
+        health = self._tracker.model_health(policy, config, model, now)
+        if health.probe_admitted:
+            return dataclasses.replace(health, probe_admitted=False)
+        return health
