@@ -45,12 +45,14 @@ def canary_percent(percent: float, step_s: float, started_at: float, now: float)
 
 def resolve_policy(context: RouteContext, table: RoutingTable) -> CompiledPolicy:
     """The policy a request resolves to, after a permitted ``metadata.policy`` override."""
-    key = RequestKey(context.agent, context.task_type, context.tenant, context.tags)
-    policy = table.index.resolve(key)
+    policy = table.index.fast(context.agent, context.task_type) if context.agent is not None else None
     if policy is None:
-        if context.agent is not None and not table.index.knows_agent(context.agent):
-            raise RoutingError("unknown_agent", f"no policy serves agent {context.agent!r}", 404)
-        raise RoutingError("no_matching_policy", f"no policy matches this request ({_describe(key)})", 404)
+        key = RequestKey(context.agent, context.task_type, context.tenant, context.tags)
+        policy = table.index.resolve(key)
+        if policy is None:
+            if context.agent is not None and not table.index.knows_agent(context.agent):
+                raise RoutingError("unknown_agent", f"no policy serves agent {context.agent!r}", 404)
+            raise RoutingError("no_matching_policy", f"no policy matches this request ({_describe(key)})", 404)
     compiled = table.policies[policy.name]
     override = context.policy_override
     if override is not None and override != policy.name:
@@ -304,17 +306,25 @@ class _Walk:
                 rejected=tuple(self.rejected), tenant=ctx.tenant,
             )
         h = self.selected_health
-        status = DecisionStatus.PRIMARY if selected.is_arm else DecisionStatus.FALLBACK
-        cost = ctx.input_tokens * selected.cost_in + ctx.output_tokens * selected.cost_out
+        state = h.state if h is not None else HealthState.HEALTHY
+        # positional arguments: keyword calls of a 16-field dataclass cost ~1.4 µs more on the hot path
         return Decision(
-            trace_id=ctx.trace_id, policy=policy.name, policy_version=table.version,
-            policy_hash=table.content_hash, status=status, model=selected.name, arm=arm,
-            backups=self._backups(chain, selected), degraded=h is not None and h.state in (
-                HealthState.DEGRADED, HealthState.STALE),
-            safe_mode=safe, terminal=None, terminal_reason=None, cost_estimate_usd=cost,
-            rejected=tuple(self.rejected),
-            probe=(h is not None and h.state is HealthState.PROBING) or selected is self.probe,
-            tenant=ctx.tenant,
+            ctx.trace_id,  # trace_id
+            policy.name,  # policy
+            table.version,  # policy_version
+            table.content_hash,  # policy_hash
+            DecisionStatus.PRIMARY if selected.is_arm else DecisionStatus.FALLBACK,  # status
+            selected.name,  # model
+            arm,  # arm
+            self._backups(chain, selected),  # backups
+            state is HealthState.DEGRADED or state is HealthState.STALE,  # degraded
+            safe,  # safe_mode
+            None,  # terminal
+            None,  # terminal_reason
+            ctx.input_tokens * selected.cost_in + ctx.output_tokens * selected.cost_out,  # cost_estimate_usd
+            tuple(self.rejected),  # rejected
+            state is HealthState.PROBING or selected is self.probe,  # probe
+            ctx.tenant,  # tenant
         )
 
     def _backups(self, chain: tuple[Candidate, ...], selected: Candidate) -> tuple[str, ...]:

@@ -71,6 +71,15 @@ class PolicyIndex:
     def knows_agent(self, agent: str) -> bool:
         return agent in self._by_agent or agent in self._keyed
 
+    def fast(self, agent: str, task_type: str | None) -> Policy | None:
+        """The policy for an agent whose policies match on task type only (no tenant or tag conditions)."""
+        found = self._by_task.get((agent, task_type))
+        if found is None:
+            found = self._by_task.get((agent, None))
+        if found is not None and len(found) == 1:
+            return found[0]
+        return None
+
     def best(self, key: RequestKey) -> list[Policy]:
         """Every policy tied for most specific (more than one means ambiguous); [] when none matches."""
         if key.agent is not None:
