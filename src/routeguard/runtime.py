@@ -6,19 +6,19 @@ or tasks: one lock guards the tracker and the route state; decisions themselves 
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from routeguard.config.legacy import LEGACY_POLICY
+from routeguard.config.legacy import LEGACY_POLICY, legacy_bundle
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.context import RouteContext, SafeMode
 from routeguard.core.decision import Decision, DecisionStatus
-from routeguard.core.engine import decide, decide_policy
+from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
 from routeguard.core.model import Bundle, HealthConfig
@@ -26,6 +26,7 @@ from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
+from routeguard.event_bus import EventBus
 from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["STABLE_SCOPE", "Router"]
 
-log = logging.getLogger("routeguard.runtime")
 STABLE_SCOPE = "all"
 _REFRESH_EVERY_S = 1.0
 _PROBE_MEMORY = 10_000
@@ -62,7 +62,7 @@ class Router:
         self._scope_of: Callable[[str | None], str] = lambda _tenant: STABLE_SCOPE
         self._tracker = HealthTracker()
         self._routes = RouteState()
-        self._sinks: list[EventSink] = []
+        self._bus = EventBus()
         self._safe = SafeMode()
         self._auto: FallbackFailureWindow | None = None
         self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
@@ -70,6 +70,7 @@ class Router:
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
         self._pairs: set[tuple[str, str]] = set()
+        self._canary_scopes: set[str] = set()
         self._no_probes = WithoutProbes(self._tracker)
         self._executor: Executor | None = None
         self._executor_options = dict(executor_options or {})
@@ -91,8 +92,6 @@ class Router:
     @classmethod
     def from_env(cls, **kwargs: Any) -> Router:
         """Legacy single-model mode from ``ROUTEGUARD_PROVIDER/MODEL/BASE_URL``."""
-        from routeguard.config.legacy import legacy_bundle
-
         raw = legacy_bundle()
         loaded = load_bundle(raw)
         return cls(compile_bundle(loaded.bundle, content_hash=content_hash(raw)), legacy=True, **kwargs)
@@ -112,6 +111,10 @@ class Router:
                 if old is None or old.content_hash != table.content_hash or old.version != table.version:
                     self._routes.publish(table, scope, now)
             self._tables = dict(tables)
+            self._canary_scopes = {
+                scope for scope, table in tables.items()
+                if any(cp.policy.canary is not None for cp in table.policies.values())
+            }
             if scope_of is not None:
                 self._scope_of = scope_of
             configs = {}
@@ -171,8 +174,6 @@ class Router:
         if self._legacy and ctx.agent != LEGACY_POLICY:
             changes["agent"] = LEGACY_POLICY
         if changes:
-            from dataclasses import replace
-
             ctx = replace(ctx, **changes)
         return ctx
 
@@ -209,12 +210,9 @@ class Router:
             if compiled is not None and (compiled.policy.fallbacks or compiled.n_arms > 1):
                 self.record_fallback_result(True)
 
-    def _ramp_for(self, ctx: RouteContext, table: RoutingTable, scope: str) -> Any:
-        agent_policies = table.policies
-        if not any(cp.policy.canary is not None for cp in agent_policies.values()):
+    def _ramp_for(self, ctx: RouteContext, table: RoutingTable, scope: str) -> CanaryRamp | None:
+        if scope not in self._canary_scopes:  # computed once per publish, not per decision
             return None
-        from routeguard.core.engine import resolve_policy
-
         try:
             policy = resolve_policy(ctx, table).name
         except ValueError:
@@ -356,29 +354,14 @@ class Router:
     # ----------------------------------------------------------------- events
     def subscribe(self, sink: EventSink) -> Callable[[], None]:
         """Call ``sink(event)`` for every event; returns a function that unsubscribes it."""
-        with self._lock:
-            self._sinks.append(sink)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if sink in self._sinks:
-                    self._sinks.remove(sink)
-
-        return unsubscribe
+        return self._bus.subscribe(sink)
 
     def emit(self, event: Event) -> None:
-        self._emit_all([event])
+        self._bus.publish((event,))
 
     def _emit_all(self, events: list[Event]) -> None:
-        if not events:
-            return
-        sinks = list(self._sinks)
-        for event in events:
-            for sink in sinks:
-                try:
-                    sink(event)
-                except Exception:  # a failing sink is logged and never breaks routing
-                    log.exception("event sink %r failed on %s", sink, event.event)
+        if events:
+            self._bus.publish(events)
 
     # ----------------------------------------------------------------- execution (CONTRACT §8)
     @property

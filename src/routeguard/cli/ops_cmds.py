@@ -220,10 +220,14 @@ def _safe(
     _done(data, as_json, f"safe mode {'[yellow]on[/]' if enabled else '[green]off[/]'} {where}")
 
 
+TenantOpt = Annotated[str | None, typer.Option("--tenant", help="only for this tenant")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="recorded in the audit log")]
+
+
 @safe_app.command("on")
 def safe_on(
-    tenant: Annotated[str | None, typer.Option("--tenant", help="only for this tenant")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="recorded in the audit log")] = None,
+    tenant: TenantOpt = None,
+    reason: ReasonOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
@@ -234,8 +238,8 @@ def safe_on(
 
 @safe_app.command("off")
 def safe_off(
-    tenant: Annotated[str | None, typer.Option("--tenant", help="only for this tenant")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="recorded in the audit log")] = None,
+    tenant: TenantOpt = None,
+    reason: ReasonOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     principal: AsOpt = None,
     as_json: JsonOpt = False,

@@ -26,7 +26,7 @@ from routeguard.core.errors import ProviderError
 from routeguard.core.events import FallbackUsed, TerminalEngaged
 from routeguard.core.exceptions import PartialOutputError, QueuedForHuman, Suspended
 from routeguard.core.health_view import HealthState
-from routeguard.core.model import Policy, TerminalAction
+from routeguard.core.model import Model, Policy, TerminalAction
 from routeguard.core.outcome import Outcome
 from routeguard.execution.providers.base import Provider
 from routeguard.execution.providers.openai_shapes import make_completion
@@ -251,11 +251,7 @@ class _Run:
         self, decision: Decision, call: Callable[[Provider, float], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any]:
         """Tries on one model with retries; raises _FailOver to move on, or the error to surface."""
-        model_name = decision.model
-        assert model_name is not None
-        table = self._table()
-        policy = table.policies[decision.policy].policy
-        model = table.bundle.models[model_name]
+        model_name, policy, model = self._target(decision)
         for attempt in range(policy.retry.attempts):
             self.attempts += 1
             started = self.router.now()
@@ -269,6 +265,13 @@ class _Run:
             self._report(decision, model_name, True, None, started)
             return result
         raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
+
+    def _target(self, decision: Decision) -> tuple[str, Policy, Model]:
+        """The decided model's name, its policy and its catalogue entry (in the request's scope)."""
+        model_name = decision.model
+        assert model_name is not None
+        table = self._table()
+        return model_name, table.policies[decision.policy].policy, table.bundle.models[model_name]
 
     async def _after_failure(
         self, decision: Decision, policy: Policy, model: str, err: ProviderError, attempt: int
@@ -311,11 +314,7 @@ class _Run:
     async def stream_model(
         self, decision: Decision, request: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
-        model_name = decision.model
-        assert model_name is not None
-        table = self._table()
-        policy = table.policies[decision.policy].policy
-        model = table.bundle.models[model_name]
+        model_name, policy, model = self._target(decision)
         for attempt in range(policy.retry.attempts):
             self.attempts += 1
             started = self.router.now()

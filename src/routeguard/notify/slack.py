@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
-from routeguard.notify._http import JsonPoster
-from routeguard.notify.base import DEFAULT_TIMEOUT_S, summarize
+from routeguard.notify.base import summarize
+from routeguard.notify.webhook import WebhookNotifier
 
 __all__ = ["SlackNotifier", "slack_message"]
 
@@ -29,28 +27,11 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class SlackNotifier:
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.headers = dict(headers or {})
-        self.timeout_s = timeout_s
-        self._poster = JsonPoster(timeout_s, client)
+class SlackNotifier(WebhookNotifier):
+    """A webhook whose body is a Slack message instead of the raw payload."""
 
-    async def send(self, payload: Mapping[str, Any]) -> None:
-        body = slack_message(payload)
-        await self._poster.post(self.url, body, self.headers)
-
-    async def aclose(self) -> None:
-        await self._poster.aclose()
+    def request(self, payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, str]]:
+        return slack_message(payload), dict(self.headers)
 
     def __repr__(self) -> str:
         return f"SlackNotifier({self.name!r})"

@@ -33,12 +33,17 @@ class WebhookNotifier:
         self.timeout_s = timeout_s
         self._poster = JsonPoster(timeout_s, client)
 
-    async def send(self, payload: Mapping[str, Any]) -> None:
+    def request(self, payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, str]]:
+        """The JSON body and headers to POST for ``payload`` (subclasses reshape the body)."""
         headers = dict(self.headers)
         headers.setdefault("x-routeguard-event", str(payload.get("event", "")))
         if payload.get("audit_seq") is not None:
             headers.setdefault("x-routeguard-audit-seq", str(payload["audit_seq"]))
-        await self._poster.post(self.url, payload, headers)
+        return payload, headers
+
+    async def send(self, payload: Mapping[str, Any]) -> None:
+        body, headers = self.request(payload)
+        await self._poster.post(self.url, body, headers)
 
     async def aclose(self) -> None:
         await self._poster.aclose()
