@@ -21,7 +21,7 @@ from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
-from routeguard.core.model import Bundle, HealthConfig
+from routeguard.core.model import Bundle, HealthConfig, Model
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
@@ -65,7 +65,6 @@ class Router:
         self._bus = EventBus()
         self._safe = SafeMode()
         self._auto: FallbackFailureWindow | None = None
-        self._probes: dict[str, tuple[str, str]] = {}  # trace id -> (policy, model) of an in-flight probe
         self._fallback_traces: dict[str, str] = {}  # trace id -> policy, for decisions served as fallbacks
         self._users: dict[str, list[tuple[str, HealthConfig]]] = {}  # model -> policies whose chain names it
         self._next_refresh = float("-inf")
@@ -184,9 +183,9 @@ class Router:
             now = self._clock()
             scope, table = self.table_for(ctx.tenant)
             decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
-            if (decision.probe and decision.model is not None
-                    and self._tracker.begin_probe(decision.policy, decision.model, now)):
-                self._remember_probe(ctx.trace_id, decision.policy, decision.model)
+            if decision.probe and decision.model is not None:
+                # the decision carries its permit: taken under the same lock that judged it admitted
+                self._tracker.begin_probe(decision.policy, decision.model, now)
             events = self._refresh(now)
         self._emit_all(events)
         return decision
@@ -219,17 +218,11 @@ class Router:
             return None
         return self._routes.ramp(policy, scope)
 
-    def _remember_probe(self, trace_id: str, policy: str, model: str) -> None:
-        if len(self._probes) >= _PROBE_MEMORY:
-            self._probes.pop(next(iter(self._probes)))
-        self._probes[trace_id] = (policy, model)
-
     def report(self, outcome: Outcome | Mapping[str, Any]) -> None:
         """Feed one call outcome (from your own call, or a served one) into health."""
         out = outcome if isinstance(outcome, Outcome) else Outcome.from_dict(outcome)
         with self._lock:
             now = self._clock()
-            probe = self._probes.pop(out.trace_id, None) if out.trace_id else None
             fallback = self._fallback_traces.pop(out.trace_id, None) if out.trace_id else None
             self._tracker.record(
                 out.model,
@@ -238,8 +231,7 @@ class Router:
                 error_class=out.error,
                 latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
                 tokens=out.input_tokens + out.output_tokens,
-                probe=probe is not None and probe[1] == out.model,
-                policy=None,  # a probe's result is evidence for every policy probing that model
+                quality=out.quality,
             )
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
@@ -252,12 +244,75 @@ class Router:
             self.record_fallback_result(not out.ok)
 
     def signal(
-        self, model: str, status: str, *, ttl_s: float | None = None, source: str = "external"
+        self,
+        model: str,
+        status: str,
+        *,
+        ttl_s: float | None = None,
+        source: str = "external",
+        override: bool = False,
     ) -> None:
-        """An external health signal: ``up``, ``degraded`` or ``down``, valid for ``ttl_s``."""
+        """An external health signal from ``source``: ``up``, ``degraded`` or ``down``, valid for ``ttl_s``
+        (at most 24 h). The worst unexpired signal of any source wins; ``override`` with ``up`` ends a cooldown."""
         with self._lock:
             now = self._clock()
-            self._tracker.signal(model, status, now, ttl_s=ttl_s, source=source)
+            self._tracker.signal(model, status, now, ttl_s=ttl_s, source=source, override=override)
+            events = self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def withdraw_signal(self, model: str, source: str) -> bool:
+        """Withdraw one source's signal; False when that source had none."""
+        with self._lock:
+            now = self._clock()
+            found = self._tracker.withdraw(model, source)
+            events = self._refresh(now, force=True) if found else []
+        self._emit_all(events)
+        return found
+
+    def check_result(self, model: str, ok: bool, *, error: str = "failure", interval_s: float = 15.0) -> None:
+        """An active health check of ``model`` ended (a success ends its cooldown and counts as a probe)."""
+        with self._lock:
+            now = self._clock()
+            self._tracker.check_result(model, ok, now, error, interval_s)
+            events = self._refresh(now, force=True)
+        self._emit_all(events)
+
+    def models_out(self) -> set[str]:
+        """Models unhealthy or probing under some policy (the ones active health checks look after)."""
+        with self._lock:
+            now = self._clock()
+            out: set[str] = set()
+            for model, users in self._users.items():
+                for policy, config in users:
+                    state = self._tracker.model_health(policy, config, model, now).state
+                    if state.value in ("unhealthy", "probing"):
+                        out.add(model)
+            return out
+
+    def catalogue(self) -> dict[str, Model]:
+        """Every model of every live table, by name (the stable table's entry first)."""
+        with self._lock:
+            out: dict[str, Model] = {}
+            for table in (self.table, *self._tables.values()):
+                for name, model in table.bundle.models.items():
+                    out.setdefault(name, model)
+            return out
+
+    def export_health(self) -> dict[str, Any]:
+        """Signals, ejections and the serving model per policy and scope, as plain data (durable health)."""
+        with self._lock:
+            data = dict(self._tracker.export_state())
+            data["routes"] = self._routes.export_routes()
+            return data
+
+    def import_health(self, data: Mapping[str, Any]) -> None:
+        """Restore :meth:`export_health` after a restart; a move the evidence then makes is a logged change."""
+        with self._lock:
+            now = self._clock()
+            self._tracker.import_state(data, now)
+            routes = data.get("routes")
+            if isinstance(routes, list):
+                self._routes.import_routes(routes)
             events = self._refresh(now, force=True)
         self._emit_all(events)
 

@@ -40,6 +40,9 @@ class WithoutProbes:
     def peek_state(self, policy: str, model: str) -> HealthState:
         return self._tracker.peek_state(policy, model)
 
+    def total_judged(self, model: str) -> int:
+        return self._tracker.total_judged(model)
+
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
         health = self._tracker.model_health(policy, config, model, now)
         if health.probe_admitted:

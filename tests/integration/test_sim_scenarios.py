@@ -160,10 +160,15 @@ def test_latency_degradation_does_not_oscillate() -> None:
 
 def test_brownout() -> None:
     report, _ = run("brownout")  # v3 fails 30% from 2m to 6m
-    (t1, a1, b1), (t2, a2, b2) = changes(report)
-    assert (a1, b1, a2, b2) == (V3, V2, V2, V3)
-    assert 120 < t1 < 150 and 360 < t2 < 360 + 130
-    assert report["failed"] == 0 and report["flaps"] == 0
+    moves = changes(report)
+    (t1, a1, b1), (t_last, a_last, b_last) = moves[0], moves[-1]
+    assert (a1, b1, a_last, b_last) == (V3, V2, V2, V3)
+    assert 120 < t1 < 150 and 360 < t_last < 360 + 130
+    # probes=3 at a 30% error rate close a probing period now and then (p = 0.7^3); the route then returns,
+    # logged, and the degraded detector takes it away again on fresh evidence: at most one such return
+    assert len(moves) in (2, 4) and report["flaps"] <= 1
+    assert all(p["requests"] <= 3 for p in report["probes"])  # the probe budget held in every recovery
+    assert report["failed"] == 0
     assert report["verdicts"]["fallback_success_rate"] == "pass"
 
 
@@ -197,9 +202,13 @@ def test_double_failure_goes_to_the_human_queue_never_to_an_unapproved_model() -
 
 def test_flapping_primary_does_not_flap_the_route() -> None:
     report, _ = run("flapping-primary")  # v3 down 5s of every 10s from 1m to 9m: 96 toggles
-    assert [(a, b) for _t, a, b in changes(report)] == [(V3, V2), (V2, V3)]
-    (t1, *_), (t2, *_) = changes(report)
-    assert 60 < t1 < 62 and t2 > 540
+    moves = changes(report)
+    assert [(a, b) for _t, a, b in moves][:1] == [(V3, V2)]
+    assert 60 < moves[0][0] < 62
+    # every failed probe doubles the cooldown up to cooldown_max (5m): the route comes back only after the
+    # flapping ends (9m), within one cooldown_max of it — here past the end of the 10-minute run
+    assert all(t > 540 and (a, b) == (V2, V3) for t, a, b in moves[1:])
+    assert len(moves) <= 2
     assert report["flaps"] == 0 and report["failed"] == 0
 
 

@@ -111,7 +111,7 @@ def long_stream(seed: int, dt_max: float, length: int) -> list[Op]:
 
 
 def check(stream: list[Op]) -> None:
-    """Replay ``stream``; every transition is a table edge and respects its policy's dwell."""
+    """Replay ``stream``; every transition is a table edge, and healthy <-> degraded respects the dwell."""
     t = HealthTracker(POLICIES)
     now = 1000.0
     last: dict[tuple[str, str], tuple[HealthState, float]] = {}
@@ -123,7 +123,8 @@ def check(stream: list[Op]) -> None:
             before, since = last.get(key, (HealthState.HEALTHY, float("-inf")))
             assert change.from_state is before
             assert change.to_state in TRANSITIONS[change.from_state]
-            assert change.at - since >= POLICIES[change.policy].min_dwell_s
+            if {change.from_state, change.to_state} == {HealthState.HEALTHY, HealthState.DEGRADED}:
+                assert change.at - since >= POLICIES[change.policy].min_dwell_s  # the only edge it damps
             assert change.at <= now and change.detail
             last[key] = (change.to_state, change.at)
     for (policy, model), (state_now, _) in last.items():
@@ -136,7 +137,7 @@ def check(stream: list[Op]) -> None:
 
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.lists(ops, min_size=1, max_size=200))
-def test_no_pair_changes_state_within_min_dwell_and_every_edge_is_in_the_table(stream: list[Op]) -> None:
+def test_min_dwell_damps_healthy_degraded_and_every_edge_is_in_the_table(stream: list[Op]) -> None:
     check(stream)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
+from routeguard.core.breaker import Breaker, _move
 from routeguard.core.health import (
     TRANSITIONS,
     HealthTracker,
     HealthTransition,
     IllegalHealthTransition,
 )
-from routeguard.core.health_machine import PairState
 from routeguard.core.health_view import HEALTHY, HealthState, HealthView
 from routeguard.core.model import HealthConfig
 
@@ -96,23 +96,39 @@ def test_stays_open_for_the_cooldown_then_half_opens() -> None:
     assert (health.state, health.detail, health.probe_admitted) == (P, "cooldown 30.0s over; probing", True)
 
 
-def test_closes_after_the_configured_good_probes_once_the_dwell_allows() -> None:
+def test_closes_at_once_after_the_configured_good_probes() -> None:
     t = tracker()
     eject_at_104(t)
     assert state(t, 134.0) is P
     assert t.begin_probe("p", "m", 134.0)
     assert not t.model_health("p", CFG, "m", 134.1).probe_admitted  # one probe in flight at most
     assert not t.begin_probe("p", "m", 134.1)
-    ok(t, 134.5, probe=True, policy="p")
+    ok(t, 134.5)  # any success of the model counts, traced or not
     probe(t, 135.0, success=True)
-    probe(t, 136.0, success=True)
-    assert state(t, 140.0) is P  # three good probes, but probing began at 134: dwell until 144
-    health = t.model_health("p", CFG, "m", 144.0)
+    assert state(t, 135.6) is P
+    probe(t, 136.0, success=True)  # the third success closes it then and there: no dwell on a recovery
+    health = t.model_health("p", CFG, "m", 136.5)
     assert (health.state, health.detail) == (H, "3 probes succeeded")
-    assert edges(t) == [(H, U, 104.0), (U, P, 134.0), (P, H, 144.0)]
+    assert edges(t) == [(H, U, 104.0), (U, P, 134.0), (P, H, 136.5)]
 
 
-def test_a_failed_probe_reopens_with_cooldown_doubling_up_to_the_cap() -> None:
+def test_the_probe_budget_admits_at_most_probes_requests_per_probing_period() -> None:
+    cfg = HealthConfig(max_probes_in_flight=3)
+    t = tracker(cfg)
+    for i in range(5):
+        fail(t, float(i))
+    assert state(t, 4.0, cfg) is U
+    assert state(t, 34.0, cfg) is P
+    assert [t.begin_probe("p", "m", 34.0 + i * 0.1) for i in range(5)] == [True, True, True, False, False]
+    assert t.model_health("p", cfg, "m", 34.5).probes_left == 0
+    ok(t, 35.0)
+    ok(t, 35.1)
+    assert state(t, 35.2, cfg) is P and not t.begin_probe("p", "m", 35.2)  # budget spent, one outcome owed
+    ok(t, 35.3)
+    assert state(t, 35.3, cfg) is H
+
+
+def test_a_failed_probe_reopens_at_once_with_cooldown_doubling_up_to_the_cap() -> None:
     t = tracker()
     eject_at_104(t)
     opened_at, cooldown = 104.0, 30.0
@@ -120,10 +136,8 @@ def test_a_failed_probe_reopens_with_cooldown_doubling_up_to_the_cap() -> None:
         probing_at = opened_at + cooldown
         assert state(t, probing_at - 0.01) is U
         assert state(t, probing_at) is P
-        probe(t, probing_at, success=False)
-        held = t.model_health("p", CFG, "m", probing_at + 1)
-        assert held.state is P and not held.probe_admitted  # reopening held by the dwell, no more probes
-        opened_at, cooldown = probing_at + 10, expected
+        probe(t, probing_at, success=False)  # fails at probing_at + 0.5: re-ejected then, no dwell
+        opened_at, cooldown = probing_at + 0.5, expected
         health = t.model_health("p", CFG, "m", opened_at)
         assert (health.state, health.detail) == (U, "probe failed: server_error")
         assert health.cooldown_left_s == expected
@@ -181,16 +195,17 @@ def test_per_policy_thresholds_and_cooldowns_on_shared_figures() -> None:
     assert t.model_health("lenient", lenient, "m", 10.0).state is H
 
 
-def test_minimum_dwell_holds_every_change_even_an_escalation() -> None:
+def test_minimum_dwell_damps_only_healthy_and_degraded_never_an_ejection() -> None:
     t = tracker()
     ok(t, 0.0)
     t.signal("m", "degraded", 9.0, source="ops")
     assert t.model_health("p", CFG, "m", 9.0).detail == "external signal degraded from ops"
-    t.signal("m", "down", 12.0, source="ops")
-    assert state(t, 12.0) is D
-    assert state(t, 18.9) is D
-    assert state(t, 19.0) is U
-    assert edges(t) == [(H, D, 9.0), (D, U, 19.0)]
+    t.signal("m", "up", 12.0, source="ops")
+    assert state(t, 12.0) is D  # degraded since 9: back to healthy only after the dwell
+    assert state(t, 19.0) is H
+    t.signal("m", "down", 20.0, source="ops")
+    assert state(t, 20.0) is U  # an ejection is never delayed
+    assert edges(t) == [(H, D, 9.0), (D, H, 19.0), (H, U, 20.0)]
 
 
 def test_down_signal_ejects_without_cooldown_and_up_starts_probing() -> None:
@@ -212,8 +227,7 @@ def test_goes_stale_when_a_signal_expires_and_recovers_on_renewal() -> None:
     health = t.model_health("p", CFG, "m", 30.0)
     assert (health.state, health.detail) == (S, "signal up from statuspage expired 0s ago")
     t.signal("m", "up", 35.0, ttl_s=30.0, source="statuspage")
-    assert state(t, 35.0) is S  # dwell: stale since 30
-    health = t.model_health("p", CFG, "m", 40.0)
+    health = t.model_health("p", CFG, "m", 35.0)  # a renewal ends staleness at once
     assert (health.state, health.detail) == (H, "external signal up from statuspage renewed")
 
 
@@ -236,12 +250,12 @@ def test_an_expired_down_signal_probes_then_stays_stale_never_silently_healthy()
     for now in (30.0, 31.0, 32.0):
         probe(t, now, success=True)
     health = t.model_health("p", CFG, "m", 40.0)
-    assert health.state is S
-    assert health.detail == "3 probes succeeded; signal down from statuspage expired 10s ago"
+    assert health.state is S  # closed at 32.5, on the third success
+    assert health.detail == "3 probes succeeded; signal down from statuspage expired 2s ago"
 
 
-def test_probes_in_flight_are_bounded_and_lost_probes_free_their_slot() -> None:
-    cfg = HealthConfig(max_probes_in_flight=2)
+def test_probes_in_flight_are_bounded_and_a_lost_probe_reejects_without_growing_the_cooldown() -> None:
+    cfg = HealthConfig(max_probes_in_flight=2, probe_timeout_s=10.0)
     t = tracker(cfg)
     for i in range(5):
         fail(t, float(i))
@@ -252,11 +266,12 @@ def test_probes_in_flight_are_bounded_and_lost_probes_free_their_slot() -> None:
     assert t.begin_probe("p", "m", 35.0)
     assert not t.model_health("p", cfg, "m", 35.0).probe_admitted
     assert not t.begin_probe("p", "m", 36.0)
-    assert not t.begin_probe("p", "m", 63.9)
-    assert t.begin_probe("p", "m", 64.0)  # the probe of 34.0 is lost after the 30s cooldown
-    assert not t.begin_probe("p", "m", 64.5)
-    ok(t, 65.0, probe=True, policy="p")  # frees one
-    assert t.begin_probe("p", "m", 65.0)
+    ok(t, 36.5)  # frees one
+    assert t.begin_probe("p", "m", 37.0)
+    assert state(t, 44.9, cfg) is P
+    health = t.model_health("p", cfg, "m", 45.0)  # the probe of 35.0 never answered within the timeout
+    assert (health.state, health.detail) == (U, "probe without an outcome after 10.0s")
+    assert health.cooldown_left_s == 30.0  # not grown
 
 
 def test_a_client_error_probe_neither_closes_nor_reopens() -> None:
@@ -280,9 +295,8 @@ def test_transitions_are_buffered_in_order_and_drained_once() -> None:
 def test_the_transition_table_refuses_an_illegal_edge() -> None:
     assert TRANSITIONS[U] == frozenset({P})
     assert set(TRANSITIONS) == set(HealthState)
-    pair = PairState()
     with pytest.raises(IllegalHealthTransition, match="healthy -> probing"):
-        pair.move(P, 1.0, "", CFG, by_signal=False)
+        _move(Breaker(), P, 1.0, "", CFG)
 
 
 def test_states_snapshot_judges_every_pair() -> None:

@@ -154,10 +154,37 @@ def test_a_canary_ramp_is_one_change_plus_steps() -> None:
     assert (change.from_model, change.to_model, change.canary_percent) == ("a", "b", 25)
     share = sum(router.decide({"agent": "agent", "tenant": f"t{i}"}).model == "b" for i in range(400)) / 400
     assert 0.1 < share < 0.4, share  # about 25 % of requests go to the new model at first
-    for _ in range(4):
+    clock.now += 10
+    router.refresh()
+    assert [e for e in events if isinstance(e, CanaryStepped)] == []  # a step needs evidence: the ramp holds
+    assert 0.1 < sum(router.decide({"agent": "agent", "tenant": f"t{i}"}).model == "b" for i in range(400)) / 400 < 0.4
+    for _ in range(3):
+        for _ in range(4):  # min_samples good outcomes on the new model since the last step
+            router.report({"model": "b", "ok": True, "latency_ms": 20})
         clock.now += 10
         router.refresh()
     steps = [e.percent for e in events if isinstance(e, CanaryStepped)]
     assert steps == [50, 100]
     assert len(changes(events)) == 1  # the ramp is one routing change
     assert all(router.decide(CTX).model == "b" for _ in range(20))
+
+
+def test_a_canary_never_holds_traffic_on_an_old_model_over_its_quota() -> None:
+    raw = bundle(canary={"percent": 50, "step": "10s"},
+                 health={"min_samples": 4, "degraded_error_rate": 0.2, "error_rate": 0.9, "min_dwell": "1s",
+                         "consecutive_failures": 50})
+    raw["models"]["a"]["limits"] = {"rpm": 30}
+    clock = Clock()
+    router = Router.from_bundle(raw, clock=clock)
+    events: list[Event] = []
+    router.subscribe(events.append)
+    for i in range(20):
+        clock.now += 0.1
+        router.report({"model": "a", "ok": i % 3 != 0, "error": None if i % 3 else "server_error"})
+    router.refresh()
+    assert changes(events)[0].canary_percent == 50
+    for _ in range(15):  # a reaches its rpm quota (35 requests in the last minute)
+        router.report({"model": "a", "ok": True, "latency_ms": 5})
+    decisions = [router.decide({"agent": "agent", "tenant": f"t{i}"}) for i in range(200)]
+    assert all(d.model == "b" for d in decisions)  # the canary share held on `a` is not served over quota
+    assert all(any(r.model == "a" and r.reason == "quota_exhausted" for r in d.rejected) for d in decisions)

@@ -49,6 +49,15 @@ def bundle_schema() -> dict[str, Any]:
             "languages": _STRINGS,
             "limits": _obj({"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1}}),
             "trusted": {"type": "boolean", "default": False},
+            "health_check": _obj(
+                {
+                    "interval": _DURATION,
+                    "timeout": _DURATION,
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "prompt": {"type": "string"},
+                    "always": {"type": "boolean", "default": False},
+                }
+            ),
         },
         ["capabilities", "clearance"],
     )
@@ -112,6 +121,8 @@ def bundle_schema() -> dict[str, Any]:
             "stale_after": _DURATION,
             "consecutive_failures": {"type": "integer", "minimum": 1},
             "max_probes_in_flight": {"type": "integer", "minimum": 1},
+            "probes_in_flight": {"type": "integer", "minimum": 1},
+            "quality": _obj({"min": _RATE, "min_samples": {"type": "integer", "minimum": 1}}),
         }
     )
     policy = _obj(

@@ -41,6 +41,12 @@ HEALTH_STALE_AFTER_S = 300.0
 # Envoy-style consecutive-failure detector; opens even below min_samples.
 HEALTH_CONSECUTIVE_FAILURES = 5
 HEALTH_MAX_PROBES_IN_FLIGHT = 1
+HEALTH_QUALITY_MIN_SAMPLES = 20
+HEALTH_SIGNAL_MAX_TTL_S = 24 * 3600.0
+HEALTH_CHECK_INTERVAL_S = 15.0
+HEALTH_CHECK_TIMEOUT_S = 5.0
+HEALTH_CHECK_MAX_TOKENS = 16
+HEALTH_CHECK_PROMPT = "ping"
 # A state is left only when its figure falls below this share of the threshold that entered it.
 HEALTH_HYSTERESIS = 0.5
 

@@ -21,6 +21,7 @@ _UNAVAILABLE = frozenset({"unavailable"})
 _DEGRADED = frozenset({"degraded"})
 _NEG_INF = float("-inf")
 _NOT_BACKUPS = (HealthState.UNHEALTHY, HealthState.PROBING)
+_SOFT = frozenset({"degraded", "stale", "quality", "trigger_not_met", "canary_hold"})  # a canary may wait these out
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class CanaryRamp:
     from_model: str
     to_model: str
     started_at: float
+    percent: float | None = None  # the share the ramp has reached (route state); None: from the time alone
 
 
 def bucket(key: str, buckets: int = 10_000) -> int:
@@ -245,7 +247,8 @@ class _Walk:
             if state is HealthState.DEGRADED and h.probe_admitted:
                 self.probe = cand  # its window lacks the evidence to judge it: this request probes it
                 return None
-            self.reject(cand, state.value, h.detail or state.value)
+            reason = "quality" if h.by_quality else state.value
+            self.reject(cand, reason, h.detail or state.value)
             if self.degraded_skip is None:
                 self.degraded_skip = cand
             return _DEGRADED, h.failing_since
@@ -260,26 +263,43 @@ class _Walk:
         return "degraded" in nxt.fallback.on and self.now - since >= nxt.fallback.after_s
 
     def apply_canary(self, selected: Candidate, ramp: CanaryRamp) -> Candidate:
-        """While a ramp onto ``selected`` runs, requests past its share stay on the model it replaces."""
+        """While a ramp onto ``selected`` runs, requests past its share stay on the model it replaces —
+        only while that model is eligible for this request in every respect (governance, the request's
+        constraints, quotas, sla, this request's failures, and not unhealthy or probing)."""
         canary = self.compiled.policy.canary
         if canary is None or ramp.to_model != selected.name:
             return selected
-        percent = canary_percent(canary.percent, canary.step_s, ramp.started_at, self.now)
+        percent = ramp.percent
+        if percent is None:
+            percent = canary_percent(canary.percent, canary.step_s, ramp.started_at, self.now)
         if percent >= 100 or bucket(self.context.trace_id, 100) < percent:
             return selected
         for cand in self.compiled.candidates:
             if cand.name != ramp.from_model:
                 continue
-            if self.request_reason(cand)[0] is not None:
+            if self.request_reason(cand)[0] is not None or self.context.failures.get(cand.name):
                 return selected
             h = self.model_health(cand)
-            if h.state in (HealthState.UNHEALTHY, HealthState.PROBING) or self.context.failures.get(cand.name):
-                return selected  # a canary never keeps traffic on a model that is unhealthy
+            if h.state in (HealthState.UNHEALTHY, HealthState.PROBING) or self._over_limits(cand, h):
+                return selected  # a canary never keeps traffic on a model that is unhealthy or over quota
+            if any(r.model == cand.name and r.reason not in _SOFT for r in self.rejected):
+                return selected
             self.rejected = [r for r in self.rejected if r.model != cand.name]
             self.reject(selected, "canary_hold", f"canary at {percent:g}% of traffic")
             self.selected_health = h
             return cand
         return selected
+
+    def _over_limits(self, cand: Candidate, h: ModelHealth) -> bool:
+        """Over its rpm/tpm quota, or slower than the request's sla."""
+        ctx = self.context
+        limits = cand.model.limits
+        if limits is not None and (
+            (limits.rpm is not None and h.requests_last_min >= limits.rpm)
+            or (limits.tpm is not None and h.tokens_last_min + ctx.input_tokens + ctx.output_tokens > limits.tpm)
+        ):
+            return True
+        return ctx.sla_ms is not None and h.p95_latency_s is not None and h.p95_latency_s * 1000 > ctx.sla_ms
 
     def reject(self, cand: Candidate, reason: str, detail: str) -> None:
         self.rejected.append(Rejection(cand.name, reason, detail))

@@ -2,8 +2,10 @@
 
 Figures (sliding windows, :mod:`routeguard.core.health_window`) are per model and shared by every
 policy; each policy judges them with its own :class:`HealthConfig`, and states, cooldowns and
-probes are per (policy, model) (rules: :mod:`routeguard.core.health_machine`). A probe is a request
-admitted to a PROBING pair, or to a DEGRADED pair whose window lacks the evidence to judge it.
+probes are per (policy, model): each pair is an immutable :class:`~routeguard.core.breaker.Breaker`
+moved only by :func:`~routeguard.core.breaker.step`. A probe is a request admitted to a PROBING pair
+(within its budget), or to a DEGRADED pair whose window lacks the evidence to judge it. External
+signals are kept per source; the worst unexpired one wins.
 
 Pure: no clock, no I/O, no randomness. Every call takes ``now`` (seconds); a ``now`` earlier than
 one already seen is treated as that latest time. States are judged lazily, when
@@ -16,20 +18,29 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from routeguard.core import defaults as D
+from routeguard.core.breaker import (
+    Breaker,
+    CheckEnded,
+    Look,
+    Override,
+    ProbeEnded,
+    ProbeTaken,
+    Signal,
+    probe_admitted,
+    step,
+)
 from routeguard.core.health_machine import (
     TRANSITIONS,
     ExternalSignal,
     Figures,
     HealthTransition,
     IllegalHealthTransition,
-    PairState,
     SignalStatus,
 )
-from routeguard.core.health_rules import degraded_proof, due_transition, proven
 from routeguard.core.health_view import HEALTHY, HealthState, ModelHealth
 from routeguard.core.health_window import (
     QUOTA_WINDOW_S,
@@ -49,20 +60,36 @@ __all__ = [
     "ModelStatus",
     "SignalStatus",
     "WindowFigures",
+    "effective_signal",
 ]
 
 _DEFAULT_CONFIG = HealthConfig()
-_PROBED = (HealthState.PROBING, HealthState.DEGRADED)  # states whose pairs may admit probes
+_P, _D, _U = HealthState.PROBING, HealthState.DEGRADED, HealthState.UNHEALTHY
 
 
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
-    """One model in the health snapshot: its figures and its state under each policy."""
+    """One model in the health snapshot: its figures, its signals and its state under each policy."""
 
     model: str
     figures: WindowFigures | None  # over the default 60 s window; None without outcomes
-    signal: ExternalSignal | None
+    signal: ExternalSignal | None  # the effective (worst unexpired) signal
     policies: Mapping[str, ModelHealth]
+    signals: Mapping[str, ExternalSignal] | None = None  # by source
+    breakers: Mapping[str, Breaker] | None = None  # by policy
+
+
+def effective_signal(signals: Mapping[str, ExternalSignal] | None, now: float, stale_after_s: float
+                     ) -> ExternalSignal | None:
+    """The worst unexpired signal of any source; when all expired, the one that expired last (stale)."""
+    if not signals:
+        return None
+    if len(signals) == 1:
+        return next(iter(signals.values()))
+    live = [s for s in signals.values() if now < s.expires_at(stale_after_s)]
+    if live:
+        return max(live, key=lambda s: (s.severity, s.at))
+    return max(signals.values(), key=lambda s: s.expires_at(stale_after_s))
 
 
 class HealthTracker:
@@ -71,7 +98,8 @@ class HealthTracker:
     Not thread-safe: the runtime holds one lock around every call.
     """
 
-    __slots__ = ("_configs", "_now", "_pairs", "_retain_s", "_signals", "_transitions", "_windows")
+    __slots__ = ("_configs", "_now", "_pair_configs", "_pairs", "_retain_s", "_signals", "_transitions", "_views",
+                 "_windows")
 
     def __init__(
         self, policies: Mapping[str, HealthConfig] | None = None, *, max_buffered_transitions: int = 10_000
@@ -79,8 +107,10 @@ class HealthTracker:
         self._configs: dict[str, HealthConfig] = {}
         self._retain_s = QUOTA_WINDOW_S
         self._windows: dict[str, ModelWindow] = {}
-        self._signals: dict[str, ExternalSignal] = {}
-        self._pairs: dict[str, dict[str, PairState]] = {}  # model -> policy -> state
+        self._signals: dict[str, dict[str, ExternalSignal]] = {}  # model -> source -> signal
+        self._pairs: dict[str, dict[str, Breaker]] = {}  # model -> policy -> breaker
+        self._pair_configs: dict[tuple[str, str], HealthConfig] = {}  # the thresholds a pair was last judged with
+        self._views: dict[tuple[str, str], tuple[tuple[object, ...], ModelHealth]] = {}
         self._transitions: deque[HealthTransition] = deque(maxlen=max_buffered_transitions)
         self._now = -math.inf
         self.configure(policies or {})
@@ -92,6 +122,7 @@ class HealthTracker:
         for window in self._windows.values():
             window.retain(self._retain_s)
 
+    # ----------------------------------------------------------------- inputs
     def record(
         self,
         model: str,
@@ -103,12 +134,21 @@ class HealthTracker:
         tokens: int = 0,
         probe: bool = False,
         policy: str | None = None,
+        quality: float | None = None,
     ) -> None:
         """Count one call outcome. ``error_class`` is a CONTRACT §4 class (ValueError otherwise).
 
-        ``probe=True`` ends a probe of ``policy`` (or of every policy probing the model when None).
+        Every outcome of a model is evidence for each pair probing it, traced or not (``probe`` and
+        ``policy`` are accepted for compatibility and not needed): a success counts toward closing, a
+        provider failure re-ejects, a client error gives its permit back. ``quality`` (0..1) feeds the
+        quality figure. NaN or out-of-range figures are refused before anything is counted.
         """
+        del probe, policy
         kind = classify_outcome(ok, error_class)
+        if latency_s is not None and not math.isfinite(latency_s):
+            raise ValueError("latency must be a finite number")
+        if quality is not None and not (math.isfinite(quality) and 0.0 <= quality <= 1.0):
+            raise ValueError("quality must be between 0 and 1")
         now = self._clamp(now)
         window = self._windows.get(model)
         if window is None:
@@ -116,9 +156,16 @@ class HealthTracker:
         if latency_s is not None and latency_s < 0:
             latency_s = 0.0
         timeout = kind is OutcomeKind.PROVIDER_FAILURE and error_class == "timeout"
-        window.add(now, kind, timeout=timeout, latency_s=latency_s, tokens=max(0, tokens))
-        if probe:
-            self._end_probe(model, policy, kind, error_class or "failure")
+        window.add(now, kind, timeout=timeout, latency_s=latency_s, tokens=max(0, tokens), quality=quality)
+        pairs = self._pairs.get(model)
+        if pairs:
+            succeeded = None if kind is OutcomeKind.CLIENT_ERROR else kind is OutcomeKind.OK
+            ended = ProbeEnded(succeeded, error_class or "failure")
+            for name, breaker in list(pairs.items()):
+                if breaker.state is _P or breaker.in_flight:
+                    self._step(name, model, ended, now)
+                    if breaker.state is _P:
+                        self._look(name, model, now)
 
     def signal(
         self,
@@ -127,89 +174,134 @@ class HealthTracker:
         now: float,
         ttl_s: float | None = None,
         source: str = "external",
+        *,
+        override: bool = False,
     ) -> None:
-        """An external health signal (up / degraded / down); the latest one replaces the previous.
+        """An external health signal (up / degraded / down) from ``source``; it replaces that source's last one.
 
-        It expires after ``ttl_s``, else after the judging policy's ``stale_after_s``; an expired
-        signal makes the model stale until a new one comes.
+        It expires after ``ttl_s``, else after the judging policy's ``stale_after_s``; an expired signal
+        makes the model stale until a new one comes. ``override`` with ``up`` ends every cooldown of the
+        model now (the pairs go to probing), unless another source still says ``down``.
         """
-        if ttl_s is not None and ttl_s < 0:
-            raise ValueError("ttl_s must be >= 0")
-        self._signals[model] = ExternalSignal(SignalStatus(status), self._clamp(now), ttl_s, source)
-
-    def begin_probe(self, policy: str, model: str, now: float) -> bool:
-        """Take a probe slot of a pair that admits probes; False when none is free.
-
-        ``record(probe=True)`` frees it; a probe whose outcome never comes frees its slot after the
-        policy's ``cooldown_s``.
-        """
+        if ttl_s is not None and not (0 <= ttl_s <= D.HEALTH_SIGNAL_MAX_TTL_S):
+            raise ValueError(f"ttl_s must be between 0 and {D.HEALTH_SIGNAL_MAX_TTL_S:g}")
+        status = SignalStatus(status)
         now = self._clamp(now)
-        pair = self._pairs.get(model, {}).get(policy)
-        if pair is None or pair.state not in _PROBED:
+        self._signals.setdefault(model, {})[source] = ExternalSignal(status, now, ttl_s, source)
+        if override and status is SignalStatus.UP:
+            for name, breaker in list(self._pairs.get(model, {}).items()):
+                if breaker.state is _U:
+                    self._step(name, model, Override(source), now)
+
+    def withdraw(self, model: str, source: str) -> bool:
+        """Remove one source's signal; False when it had none."""
+        signals = self._signals.get(model)
+        if not signals or source not in signals:
             return False
-        config = pair.config or self._configs.get(policy, _DEFAULT_CONFIG)
-        pair.expire_probes(now, config.cooldown_s)
-        if not pair.probe_admitted(config.max_probes_in_flight):
-            return False
-        pair.probes_in_flight.append(now)
+        del signals[source]
+        if not signals:
+            del self._signals[model]
+        for key in [k for k in self._views if k[0] == model]:
+            del self._views[key]
         return True
 
+    def check_result(self, model: str, ok: bool, now: float, error: str = "failure", interval_s: float = 15.0
+                     ) -> None:
+        """An active health check of ``model`` ended: a success ends a cooldown and counts as a probe."""
+        now = self._clamp(now)
+        check = CheckEnded(ok, error, interval_s)
+        for name in list(self._pairs.get(model, {})):
+            self._step(name, model, check, now)
+            self._look(name, model, now)
+
+    def begin_probe(self, policy: str, model: str, now: float) -> bool:
+        """Take a permit of a pair that admits probes; False when none is free.
+
+        An outcome of the model gives it back; a permit whose outcome never comes re-ejects a probing
+        pair after the policy's timeout (and frees a degraded pair's slot then).
+        """
+        now = self._clamp(now)
+        breaker = self._pairs.get(model, {}).get(policy)
+        if breaker is None:
+            return False
+        config = self._pair_configs.get((model, policy)) or self._configs.get(policy, _DEFAULT_CONFIG)
+        if breaker.state is _D and breaker.in_flight:
+            fresh = tuple(t for t in breaker.in_flight if now - t < config.probe_timeout_s)
+            if fresh != breaker.in_flight:
+                self._pairs[model][policy] = breaker = _replace_in_flight(breaker, fresh)
+        if not probe_admitted(breaker, config, now):
+            return False
+        self._step(policy, model, ProbeTaken(), now)
+        return True
+
+    # ----------------------------------------------------------------- reading
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
         """The state of ``model`` judged with ``policy``'s ``config`` at ``now`` (may take a transition)."""
         now = self._clamp(now)
         window = self._windows.get(model)
-        signal = self._signals.get(model)
         pairs = self._pairs.get(model)
-        pair = pairs.get(policy) if pairs is not None else None
-        if pair is None:
-            if window is None and signal is None:
+        breaker = pairs.get(policy) if pairs is not None else None
+        if breaker is None:
+            if window is None and model not in self._signals:
                 return HEALTHY
-            pair = self._pairs.setdefault(model, {}).setdefault(policy, PairState())
+            breaker = self._pairs.setdefault(model, {}).setdefault(policy, Breaker())
+        self._pair_configs[(model, policy)] = config
+        breaker = self._look(policy, model, now, config)
         p95: float | None = None
         requests = tokens = 0
         if window is not None:
             p95 = window.counts(config.window_s, now).latency_quantile(0.95)
             quota = window.counts(QUOTA_WINDOW_S, now)
             requests, tokens = quota.requests, quota.tokens
-        pair.config = config
-        if now - pair.since >= config.min_dwell_s:
-            self._judge(policy, model, pair, config, window, signal, now)
+        state = breaker.state
         cooldown_left: float | None = None
-        state = pair.state
-        if state in _PROBED:
-            pair.expire_probes(now, config.cooldown_s)
-        elif state is HealthState.UNHEALTHY and not pair.signal_ejected:
-            cooldown_left = max(0.0, pair.cooldown_until - now)
-        admitted = pair.probe_admitted(config.max_probes_in_flight)
-        key = (state, pair.since, p95, admitted, requests, tokens, cooldown_left)
-        if pair.view is not None and pair.view_key == key:
-            return pair.view
-        view = ModelHealth(
-            state, pair.since, pair.detail, p95, admitted, requests, tokens, cooldown_left, pair.trouble_since
-        )
-        pair.view, pair.view_key = view, key
+        if state is _U and not breaker.signal_ejected:
+            cooldown_left = max(0.0, breaker.cooldown_until - now)
+        admitted = probe_admitted(breaker, config, now) if state is _P or state is _D else False
+        left = max(0, config.probes - breaker.permits) if state is _P else None
+        key = (breaker, p95, admitted, requests, tokens, cooldown_left)
+        cached = self._views.get((model, policy))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = ModelHealth(state, breaker.since, breaker.detail, p95, admitted, requests, tokens, cooldown_left,
+                           breaker.trouble_since, breaker.quality, left)
+        self._views[(model, policy)] = (key, view)
         return view
 
     def peek_state(self, policy: str, model: str) -> HealthState:
         """The pair's state as last judged (no judging, no transition): cheap, possibly a tick behind."""
         pairs = self._pairs.get(model)
-        pair = pairs.get(policy) if pairs is not None else None
-        return pair.state if pair is not None else HealthState.HEALTHY
+        breaker = pairs.get(policy) if pairs is not None else None
+        return breaker.state if breaker is not None else HealthState.HEALTHY
+
+    def breaker(self, policy: str, model: str) -> Breaker | None:
+        pairs = self._pairs.get(model)
+        return pairs.get(policy) if pairs is not None else None
+
+    def total_judged(self, model: str) -> int:
+        """Judged outcomes of ``model`` since it was first seen (never ages: canary evidence counts from it)."""
+        window = self._windows.get(model)
+        return window.total_judged if window is not None else 0
 
     def states(self, now: float) -> dict[str, ModelStatus]:
-        """Every known model: figures, signal, and its state under each policy (judging every pair)."""
+        """Every known model: figures, signals, and its state under each policy (judging every pair)."""
         now = self._clamp(now)
         snapshot: dict[str, ModelStatus] = {}
         for model in sorted(self._windows.keys() | self._signals.keys() | self._pairs.keys()):
             by_policy: dict[str, ModelHealth] = {}
             for policy, config in self._configs.items():
                 by_policy[policy] = self.model_health(policy, config, model, now)
-            for policy, pair in self._pairs.get(model, {}).items():
-                if policy not in by_policy and pair.config is not None:
-                    by_policy[policy] = self.model_health(policy, pair.config, model, now)
+            for policy in list(self._pairs.get(model, {})):
+                config_used = self._pair_configs.get((model, policy))
+                if policy not in by_policy and config_used is not None:
+                    by_policy[policy] = self.model_health(policy, config_used, model, now)
             window = self._windows.get(model)
             figures = window.figures(D.HEALTH_WINDOW_S, now) if window is not None else None
-            snapshot[model] = ModelStatus(model, figures, self._signals.get(model), by_policy)
+            signals = self._signals.get(model)
+            snapshot[model] = ModelStatus(
+                model, figures, effective_signal(signals, now, D.HEALTH_STALE_AFTER_S), by_policy,
+                dict(signals or {}), dict(self._pairs.get(model, {})),
+            )
         return snapshot
 
     def drain_transitions(self) -> list[HealthTransition]:
@@ -218,64 +310,108 @@ class HealthTracker:
         self._transitions.clear()
         return drained
 
+    # ----------------------------------------------------------------- durable state (survives restarts)
+    def export_state(self) -> dict[str, object]:
+        """Signals and ejections as plain data (epoch seconds), for the store."""
+        signals = [
+            {"model": m, "source": s.source, "status": s.status.value, "at": s.at, "ttl_s": s.ttl_s}
+            for m, by_source in self._signals.items() for s in by_source.values()
+        ]
+        breakers = [
+            {"model": m, "policy": p, "state": b.state.value, "since": b.since, "detail": b.detail,
+             "ejections": b.ejections, "cooldown_until": b.cooldown_until, "signal_ejected": b.signal_ejected,
+             "trouble_since": b.trouble_since}
+            for m, by_policy in self._pairs.items() for p, b in by_policy.items()
+            if b.state is not HealthState.HEALTHY or b.ejections
+        ]
+        return {"signals": signals, "breakers": breakers}
+
+    def import_state(self, data: Mapping[str, object], now: float) -> None:
+        """Restore :meth:`export_state` (a restart): signals as they were, ejected and probing pairs as ejected
+        with their cooldown (a probing pair starts its probing period again), degraded pairs as degraded."""
+        now = self._clamp(now)
+        for item in _items(data.get("signals")):
+            ttl = item.get("ttl_s")
+            self._signals.setdefault(str(item["model"]), {})[str(item["source"])] = ExternalSignal(
+                SignalStatus(str(item["status"])), float(item["at"]),  # type: ignore[arg-type]
+                float(ttl) if ttl is not None else None, str(item["source"]),  # type: ignore[arg-type]
+            )
+        for item in _items(data.get("breakers")):
+            state = HealthState(str(item["state"]))
+            if state is _P:
+                state = _U
+            trouble = item.get("trouble_since")
+            breaker = Breaker(
+                state=state, since=float(item["since"]), detail=str(item.get("detail", "")),  # type: ignore[arg-type]
+                ejections=int(item.get("ejections", 0)),  # type: ignore[call-overload]
+                cooldown_until=float(item.get("cooldown_until", -math.inf)),  # type: ignore[arg-type]
+                signal_ejected=bool(item.get("signal_ejected", False)), decay_anchor=now,
+                trouble_since=float(trouble) if trouble is not None else None,  # type: ignore[arg-type]
+                unproven=state is _D,
+            )
+            self._pairs.setdefault(str(item["model"]), {})[str(item["policy"])] = breaker
+
+    # ----------------------------------------------------------------- internals
     def _clamp(self, now: float) -> float:
         if now < self._now:
             return self._now
         self._now = now
         return now
 
-    def _end_probe(self, model: str, policy: str | None, kind: OutcomeKind, error: str) -> None:
-        pairs = self._pairs.get(model)
-        if not pairs:
-            return
-        targets = pairs.values() if policy is None else [p for p in (pairs.get(policy),) if p is not None]
-        succeeded = None if kind is OutcomeKind.CLIENT_ERROR else kind is OutcomeKind.OK
-        for pair in targets:
-            if pair.state in _PROBED:
-                pair.probe_result(succeeded, error)
+    def _config(self, policy: str, model: str) -> HealthConfig:
+        return self._pair_configs.get((model, policy)) or self._configs.get(policy, _DEFAULT_CONFIG)
 
-    def _judge(
-        self,
-        policy: str,
-        model: str,
-        pair: PairState,
-        config: HealthConfig,
-        window: ModelWindow | None,
-        signal: ExternalSignal | None,
-        now: float,
-    ) -> None:
-        """Take the transition that is due (the caller checked the dwell)."""
-        if pair.state is HealthState.HEALTHY:
-            pair.decay(now, config.cooldown_max_s)
-        elif pair.state in _PROBED:
-            pair.expire_probes(now, config.cooldown_s)
-        figures = self._figures(pair, config, window, now)
-        due = due_transition(pair, config, figures, signal, now)
-        if due is not None:
-            to_state, detail, by_signal = due
-            from_state = pair.state
-            pair.move(to_state, now, detail, config, by_signal=by_signal)
-            if from_state is HealthState.PROBING and to_state is not HealthState.UNHEALTHY and window is not None:
-                pair.close_baseline(now, window.total_judged, window.total_failures, window.total_timeouts)
-            self._transitions.append(HealthTransition(policy, model, from_state, to_state, now, detail))
-        if pair.state is HealthState.DEGRADED:  # the evidence its exit needs, and whether to probe for it
-            pair.proof |= degraded_proof(config, figures)
-            pair.unproven = not proven(config, figures, pair.proof)
+    def _step(self, policy: str, model: str, signal: Signal, now: float) -> Breaker:
+        pairs = self._pairs.setdefault(model, {})
+        breaker = pairs.get(policy) or Breaker()
+        new, moved = step(breaker, signal, now, self._config(policy, model))
+        if new is not breaker:
+            pairs[policy] = new
+        if moved is not None:
+            self._transitions.append(HealthTransition(policy, model, moved[0], moved[1], now, moved[2]))
+        return new
+
+    def _look(self, policy: str, model: str, now: float, config: HealthConfig | None = None) -> Breaker:
+        config = config or self._config(policy, model)
+        breaker = self._pairs[model][policy]
+        window = self._windows.get(model)
+        signal = effective_signal(self._signals.get(model), now, config.stale_after_s)
+        figures = self._figures(breaker, config, window, now)
+        totals = (window.total_judged, window.total_failures, window.total_timeouts) if window else (0, 0, 0)
+        new, moved = step(breaker, Look(figures, signal, totals), now, config)
+        if moved is not None:
+            self._transitions.append(HealthTransition(policy, model, moved[0], moved[1], now, moved[2]))
+            # keep chasing: e.g. probing -> unhealthy on a held failure, then nothing more is due
+        if new is not breaker:
+            self._pairs[model][policy] = new
+        return new
 
     @staticmethod
-    def _figures(pair: PairState, config: HealthConfig, window: ModelWindow | None, now: float) -> Figures:
+    def _figures(breaker: Breaker, config: HealthConfig, window: ModelWindow | None, now: float) -> Figures:
         window_s = config.window_s
         if window is None:
             return Figures(window_s, 0, 0, 0, 0, None, 0)
         counts = window.counts(window_s, now)
-        baseline = pair.baseline
+        baseline = breaker.baseline
         if baseline is not None and now - baseline.at < window_s:
             judged = window.total_judged - baseline.judged
             failures = window.total_failures - baseline.failures
             timeouts = window.total_timeouts - baseline.timeouts
         else:
-            pair.baseline = None
             judged, failures, timeouts = counts.judged, counts.failures, counts.timeouts
         streak = window.consecutive_failures if now - window.last_failure_at < window_s else 0
         p95 = counts.latency_quantile(0.95)
-        return Figures(window_s, judged, failures, timeouts, streak, p95, counts.latency_samples)
+        return Figures(window_s, judged, failures, timeouts, streak, p95, counts.latency_samples,
+                       counts.quality_n, counts.quality_mean)
+
+
+def _items(value: object) -> Iterable[Mapping[str, object]]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, Mapping)]
+    return []
+
+
+def _replace_in_flight(breaker: Breaker, in_flight: tuple[float, ...]) -> Breaker:
+    from dataclasses import replace
+
+    return replace(breaker, in_flight=in_flight)

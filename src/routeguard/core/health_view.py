@@ -31,11 +31,13 @@ class ModelHealth:
     since: float = float("-inf")  # when the state began (epoch seconds)
     detail: str = ""  # the figures that put it there, e.g. "error_rate 0.62 > 0.50 over 60s"
     p95_latency_s: float | None = None  # observed over the window, None without samples
-    probe_admitted: bool = False  # PROBING: a probe slot is free right now
+    probe_admitted: bool = False  # PROBING: a permit of the probe budget is free right now
     requests_last_min: int = 0  # for rpm quotas
     tokens_last_min: int = 0  # for tpm quotas
     cooldown_left_s: float | None = None  # UNHEALTHY: time until probing starts
     trouble_since: float | None = None  # when the model last left healthy (None while healthy)
+    by_quality: bool = False  # DEGRADED on its quality figure (rejection reason `quality`)
+    probes_left: int | None = None  # PROBING: permits left in this probing period
 
     @property
     def failing_since(self) -> float:
@@ -56,6 +58,10 @@ class HealthView(Protocol):
 
     def peek_state(self, policy: str, model: str) -> HealthState:
         """The last judged state, without judging again (cheap; used for the informational backups list)."""
+        ...
+
+    def total_judged(self, model: str) -> int:
+        """Judged outcomes of ``model`` so far (never ages): the evidence a canary step needs."""
         ...
 
 
@@ -82,3 +88,6 @@ class StaticHealth:
 
     def peek_state(self, policy: str, model: str) -> HealthState:
         return self.model_health(policy, _ANY_CONFIG, model, 0.0).state
+
+    def total_judged(self, model: str) -> int:
+        return 0

@@ -89,10 +89,13 @@ def _latency_bin(latency_s: float) -> int:
 class _Bucket:
     """The outcomes of one second."""
 
-    __slots__ = ("failures", "judged", "lat_counts", "lat_sums", "requests", "sec", "timeouts", "tokens")
+    __slots__ = ("failures", "judged", "lat_counts", "lat_sums", "q_n", "q_sum", "requests", "sec", "timeouts",
+                 "tokens")
 
     def __init__(self, sec: int) -> None:
         self.sec = sec
+        self.q_n = 0  # scored outcomes (quality 0..1)
+        self.q_sum = 0.0
         self.requests = 0
         self.judged = 0
         self.failures = 0
@@ -113,6 +116,8 @@ class WindowCounts:
         "failures",
         "judged",
         "latency_samples",
+        "quality_n",
+        "quality_sum",
         "requests",
         "span_secs",
         "start_sec",
@@ -132,10 +137,16 @@ class WindowCounts:
         self.timeouts = 0
         self.tokens = 0
         self.latency_samples = 0
+        self.quality_n = 0  # scored outcomes in the window
+        self.quality_sum = 0.0
         self._lat_counts = [0] * _BIN_COUNT
         self._lat_sums = [0.0] * _BIN_COUNT
         self._top = -1  # no latency bin above this one holds a sample
         self._quantiles: dict[float, float | None] = {}
+
+    @property
+    def quality_mean(self) -> float | None:
+        return self.quality_sum / self.quality_n if self.quality_n else None
 
     @property
     def error_rate(self) -> float:
@@ -165,10 +176,19 @@ class WindowCounts:
         return value
 
     def _count(
-        self, kind: OutcomeKind, timeout: bool, lat_index: int, latency_s: float | None, tokens: int
+        self,
+        kind: OutcomeKind,
+        timeout: bool,
+        lat_index: int,
+        latency_s: float | None,
+        tokens: int,
+        quality: float | None = None,
     ) -> None:
         self.requests += 1
         self.tokens += tokens
+        if quality is not None:
+            self.quality_n += 1
+            self.quality_sum += quality
         if kind is OutcomeKind.CLIENT_ERROR:
             return
         self.judged += 1
@@ -190,6 +210,9 @@ class WindowCounts:
         self.failures += sign * bucket.failures
         self.timeouts += sign * bucket.timeouts
         self.tokens += sign * bucket.tokens
+        if bucket.q_n:
+            self.quality_n += sign * bucket.q_n
+            self.quality_sum = self.quality_sum + sign * bucket.q_sum if self.quality_n else 0.0
         if bucket.lat_counts:
             counts, sums = self._lat_counts, self._lat_sums
             for index, count in bucket.lat_counts.items():
@@ -232,6 +255,8 @@ class WindowFigures:
     consecutive_failures: int
     requests_last_min: int
     tokens_last_min: int
+    quality_samples: int = 0
+    quality_mean: float | None = None
 
 
 class ModelWindow:
@@ -275,9 +300,16 @@ class ModelWindow:
         self._ring = ring
 
     def add(
-        self, now: float, kind: OutcomeKind, *, timeout: bool, latency_s: float | None, tokens: int
+        self,
+        now: float,
+        kind: OutcomeKind,
+        *,
+        timeout: bool,
+        latency_s: float | None,
+        tokens: int,
+        quality: float | None = None,
     ) -> None:
-        """Count one outcome at ``now``."""
+        """Count one outcome at ``now`` (``quality``: its 0..1 score, when it was scored)."""
         sec = self._advance(now)
         ring = self._ring
         bucket = ring[sec % len(ring)]
@@ -285,6 +317,9 @@ class ModelWindow:
             bucket = ring[sec % len(ring)] = _Bucket(sec)
         bucket.requests += 1
         bucket.tokens += tokens
+        if quality is not None:
+            bucket.q_n += 1
+            bucket.q_sum += quality
         lat_index = -1
         if kind is OutcomeKind.OK:
             bucket.judged += 1
@@ -305,7 +340,7 @@ class ModelWindow:
                 bucket.timeouts += 1
                 self.total_timeouts += 1
         for counts in self._windows.values():
-            counts._count(kind, timeout, lat_index, latency_s, tokens)
+            counts._count(kind, timeout, lat_index, latency_s, tokens, quality)
 
     def counts(self, window_s: float, now: float) -> WindowCounts:
         """The running totals over the last ``window_s`` at ``now`` (a live object: read, don't keep)."""
@@ -348,6 +383,8 @@ class ModelWindow:
             consecutive_failures=self.streak(window_s, now),
             requests_last_min=quota.requests,
             tokens_last_min=quota.tokens,
+            quality_samples=counts.quality_n,
+            quality_mean=counts.quality_mean,
         )
 
     def _advance(self, now: float) -> int:

@@ -20,6 +20,7 @@ __all__ = [
     "Cost",
     "Endpoint",
     "Fallback",
+    "HealthCheck",
     "HealthConfig",
     "Limits",
     "Match",
@@ -65,6 +66,17 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A model's active health check: a small chat request every ``interval_s`` while it is out."""
+
+    interval_s: float = D.HEALTH_CHECK_INTERVAL_S
+    timeout_s: float = D.HEALTH_CHECK_TIMEOUT_S
+    max_tokens: int = D.HEALTH_CHECK_MAX_TOKENS
+    prompt: str = D.HEALTH_CHECK_PROMPT
+    always: bool = False  # check while healthy too
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     name: str
     provider: str
@@ -78,6 +90,7 @@ class Model:
     languages: frozenset[str] | None = None
     limits: Limits | None = None
     trusted: bool = False
+    health_check: HealthCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +171,34 @@ class HealthConfig:
     stale_after_s: float = D.HEALTH_STALE_AFTER_S
     consecutive_failures: int = D.HEALTH_CONSECUTIVE_FAILURES
     max_probes_in_flight: int = D.HEALTH_MAX_PROBES_IN_FLIGHT
+    quality_min: float | None = None  # health.quality.min: mean score below it degrades (reason `quality`)
+    quality_min_samples: int = D.HEALTH_QUALITY_MIN_SAMPLES
+    probe_timeout_s: float = D.TIMEOUT_S  # the policy's `timeout`: a probe without an outcome by then failed
+
+    def __post_init__(self) -> None:
+        """Self-validating: a config that the breaker could not honour is refused when it is built."""
+        problems = [
+            name
+            for name, ok in (
+                ("window_s", self.window_s > 0),
+                ("min_samples", self.min_samples >= 1),
+                ("error_rate", 0.0 <= self.error_rate <= 1.0),
+                ("degraded_error_rate", 0.0 <= self.degraded_error_rate <= self.error_rate),
+                ("timeout_rate", 0.0 <= self.timeout_rate <= 1.0),
+                ("cooldown_s", self.cooldown_s >= 0),
+                ("cooldown_max_s", self.cooldown_max_s >= self.cooldown_s),
+                ("probes", self.probes >= 1),
+                ("max_probes_in_flight", self.max_probes_in_flight >= 1),
+                ("min_dwell_s", self.min_dwell_s >= 0),
+                ("consecutive_failures", self.consecutive_failures >= 1),
+                ("quality_min", self.quality_min is None or 0.0 <= self.quality_min <= 1.0),
+                ("quality_min_samples", self.quality_min_samples >= 1),
+                ("probe_timeout_s", self.probe_timeout_s > 0),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError(f"invalid health config: {', '.join(problems)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ _KEYS = frozenset(
 )
 
 
+_MAX_FIGURE = 1e15  # NaN and Infinity fail `0 <= x < _MAX_FIGURE`
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     model: str
@@ -52,20 +55,24 @@ class Outcome:
         if not ok and error is None:
             error = "server_error"
         latency = data.get("latency_ms")
-        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0):
-            raise RoutingError("invalid_outcome", "latency_ms: expected a non-negative number")
+        if latency is not None and (
+            isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < _MAX_FIGURE
+        ):
+            raise RoutingError("invalid_outcome", "latency_ms: expected a finite non-negative number")
         tokens = data.get("tokens") or {}
         if not isinstance(tokens, Mapping):
             raise RoutingError("invalid_outcome", "tokens: expected {input, output}")
         counts = []
         for key in ("input", "output"):
             value = tokens.get(key, 0) or 0
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise RoutingError("invalid_outcome", f"tokens.{key}: expected a non-negative number")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _MAX_FIGURE:
+                raise RoutingError("invalid_outcome", f"tokens.{key}: expected a finite non-negative number")
             counts.append(int(value))
         quality = data.get("quality")
-        if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int | float)):
-            raise RoutingError("invalid_outcome", "quality: expected a number or null")
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int | float) or not 0.0 <= quality <= 1.0
+        ):
+            raise RoutingError("invalid_outcome", "quality: expected a number between 0 and 1, or null")
         trace = data.get("trace_id")
         return cls(
             model=model,

@@ -15,6 +15,7 @@ from routeguard.core.model import (
     Bundle,
     Cost,
     Endpoint,
+    HealthCheck,
     Limits,
     Model,
     Notifier,
@@ -40,8 +41,10 @@ _MODEL = frozenset(
         "limits",
         "trusted",
         "description",
+        "health_check",
     }
 )
+_HEALTH_CHECK = frozenset({"interval", "timeout", "max_tokens", "prompt", "always"})
 _ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
@@ -148,6 +151,29 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         languages=r.strings(m, path, "languages"),
         limits=limits,
         trusted=r.boolean(m, path, "trusted", False),
+        health_check=_health_check(r, f"{path}.health_check", m.get("health_check")),
+    )
+
+
+def _health_check(r: FieldReader, path: str, value: object) -> HealthCheck | None:
+    """A model's active health check (CONTRACT §1): off unless configured."""
+    if value is None or value is False:
+        return None
+    h = r.mapping(path, {} if value is True else value, _HEALTH_CHECK)
+    interval = r.duration(h, path, "interval", D.HEALTH_CHECK_INTERVAL_S)
+    timeout = r.duration(h, path, "timeout", D.HEALTH_CHECK_TIMEOUT_S)
+    if interval <= 0:
+        r.error(f"{path}.interval", "must be longer than 0s")
+        interval = D.HEALTH_CHECK_INTERVAL_S
+    if timeout <= 0:
+        r.error(f"{path}.timeout", "must be longer than 0s")
+        timeout = D.HEALTH_CHECK_TIMEOUT_S
+    return HealthCheck(
+        interval_s=interval,
+        timeout_s=timeout,
+        max_tokens=r.integer(h, path, "max_tokens", D.HEALTH_CHECK_MAX_TOKENS, minimum=1),
+        prompt=str(r.string(h, path, "prompt", D.HEALTH_CHECK_PROMPT)),
+        always=r.boolean(h, path, "always", False),
     )
 
 

@@ -57,8 +57,11 @@ _HEALTH = frozenset(
         "stale_after",
         "consecutive_failures",
         "max_probes_in_flight",
+        "probes_in_flight",
+        "quality",
     }
 )
+_QUALITY = frozenset({"min", "min_samples"})
 _ACTIONS = frozenset(a.value for a in TerminalAction)
 
 
@@ -77,7 +80,7 @@ def parse_policy(r: FieldReader, path: str, name: str, value: object) -> Policy:
         terminal=_terminal(r, f"{path}.terminal", p.get("terminal")),
         timeout_s=r.duration(p, path, "timeout", D.TIMEOUT_S),
         retry=_retry(r, f"{path}.retry", p.get("retry")),
-        health=_health(r, f"{path}.health", p.get("health")),
+        health=_health(r, f"{path}.health", p.get("health"), r.duration(p, path, "timeout", D.TIMEOUT_S)),
         budget_usd=budget,
         canary=_canary(r, f"{path}.canary", p.get("canary")),
         overrides=tuple(r.string_list(f"{path}.overrides", p["overrides"]) or ()) if p.get("overrides") else (),
@@ -184,32 +187,61 @@ def _retry(r: FieldReader, path: str, value: object) -> RetryConfig:
     )
 
 
-def _health(r: FieldReader, path: str, value: object) -> HealthConfig:
+def _health(r: FieldReader, path: str, value: object, timeout_s: float) -> HealthConfig:
     if value is None:
-        return HealthConfig()
+        return HealthConfig(probe_timeout_s=timeout_s if timeout_s > 0 else D.TIMEOUT_S)
     h = r.mapping(path, value, _HEALTH)
-    cfg = HealthConfig(
-        window_s=r.duration(h, path, "window", D.HEALTH_WINDOW_S),
-        min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
-        error_rate=r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, minimum=0.0, maximum=1.0),
-        degraded_error_rate=r.number(
-            h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0
-        ),
-        timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, minimum=0.0, maximum=1.0),
-        p95_latency_s=r.duration(h, path, "p95_latency", None),
-        cooldown_s=r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S),
-        cooldown_max_s=r.duration(h, path, "cooldown_max", D.HEALTH_COOLDOWN_MAX_S),
-        probes=r.integer(h, path, "probes", D.HEALTH_PROBES, minimum=1),
-        min_dwell_s=r.duration(h, path, "min_dwell", D.HEALTH_MIN_DWELL_S),
-        stale_after_s=r.duration(h, path, "stale_after", D.HEALTH_STALE_AFTER_S),
-        consecutive_failures=r.integer(h, path, "consecutive_failures", D.HEALTH_CONSECUTIVE_FAILURES, minimum=1),
-        max_probes_in_flight=r.integer(h, path, "max_probes_in_flight", D.HEALTH_MAX_PROBES_IN_FLIGHT, minimum=1),
+    in_flight_key = "probes_in_flight" if "probes_in_flight" in h else "max_probes_in_flight"
+    quality_min, quality_samples = _quality(r, f"{path}.quality", h.get("quality"))
+    window_s = float(r.duration(h, path, "window", D.HEALTH_WINDOW_S))
+    error_rate = float(r.number(h, path, "error_rate", D.HEALTH_ERROR_RATE, minimum=0.0, maximum=1.0))
+    degraded = float(
+        r.number(h, path, "degraded_error_rate", D.HEALTH_DEGRADED_ERROR_RATE, minimum=0.0, maximum=1.0)
     )
-    if cfg.degraded_error_rate > cfg.error_rate:
+    cooldown_s = float(r.duration(h, path, "cooldown", D.HEALTH_COOLDOWN_S))
+    # without an explicit cooldown_max, a cooldown longer than the default cap raises the cap with it
+    cooldown_max_s = float(r.duration(h, path, "cooldown_max", max(D.HEALTH_COOLDOWN_MAX_S, cooldown_s)))
+    if degraded > error_rate:
         r.error(f"{path}.degraded_error_rate", "must not exceed error_rate")
-    if cfg.window_s <= 0:
+        degraded = error_rate
+    if window_s <= 0:
         r.error(f"{path}.window", "must be longer than 0s")
-    return cfg
+        window_s = D.HEALTH_WINDOW_S
+    if cooldown_max_s < cooldown_s:
+        r.error(f"{path}.cooldown_max", "must not be shorter than cooldown")
+        cooldown_max_s = cooldown_s
+    try:
+        return HealthConfig(
+            window_s=window_s,
+            min_samples=r.integer(h, path, "min_samples", D.HEALTH_MIN_SAMPLES, minimum=1),
+            error_rate=error_rate,
+            degraded_error_rate=degraded,
+            timeout_rate=r.number(h, path, "timeout_rate", D.HEALTH_TIMEOUT_RATE, minimum=0.0, maximum=1.0),
+            p95_latency_s=r.duration(h, path, "p95_latency", None),
+            cooldown_s=cooldown_s,
+            cooldown_max_s=cooldown_max_s,
+            probes=r.integer(h, path, "probes", D.HEALTH_PROBES, minimum=1),
+            min_dwell_s=r.duration(h, path, "min_dwell", D.HEALTH_MIN_DWELL_S),
+            stale_after_s=r.duration(h, path, "stale_after", D.HEALTH_STALE_AFTER_S),
+            consecutive_failures=r.integer(h, path, "consecutive_failures", D.HEALTH_CONSECUTIVE_FAILURES, minimum=1),
+            max_probes_in_flight=r.integer(h, path, in_flight_key, D.HEALTH_MAX_PROBES_IN_FLIGHT, minimum=1),
+            quality_min=quality_min,
+            quality_min_samples=quality_samples,
+            probe_timeout_s=timeout_s if timeout_s > 0 else D.TIMEOUT_S,
+        )
+    except ValueError as exc:
+        r.error(path, str(exc))
+        return HealthConfig()
+
+
+def _quality(r: FieldReader, path: str, value: object) -> tuple[float | None, int]:
+    if value is None:
+        return None, D.HEALTH_QUALITY_MIN_SAMPLES
+    q = r.mapping(path, value, _QUALITY)
+    minimum = r.number(q, path, "min", None, minimum=0.0, maximum=1.0)
+    if minimum is None:
+        r.error(f"{path}.min", "health.quality needs a min between 0 and 1")
+    return minimum, r.integer(q, path, "min_samples", D.HEALTH_QUALITY_MIN_SAMPLES, minimum=1)
 
 
 def _canary(r: FieldReader, path: str, value: object) -> Canary | None:

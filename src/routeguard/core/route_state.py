@@ -3,6 +3,11 @@
 Pure: the caller passes a *reference decision* (the policy's decision for a neutral request) and the time;
 a change of the serving model becomes exactly one :class:`RouteChanged` (a canary ramp is one change plus
 :class:`CanaryStepped` events). Probes of a recovering model are not changes; the switch back is.
+
+A canary step is taken on evidence (CONTRACT §1): at most one per ``step``, and only when the new model
+has at least ``min_samples`` judged outcomes since the last step and is healthy (its figures below the
+degraded thresholds); otherwise the ramp holds at its share. The serving routes can be exported and
+restored (a restart starts from them; a move the evidence then makes is an ordinary logged change).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from routeguard.core.decision import Decision
-from routeguard.core.engine import CanaryRamp, canary_percent
+from routeguard.core.engine import CanaryRamp
 from routeguard.core.events import CanaryStepped, Event, RouteChanged, rfc3339
 from routeguard.core.health_view import HealthState, HealthView
 from routeguard.core.table import CompiledPolicy, RoutingTable
@@ -28,7 +33,8 @@ class ServingRoute:
     version: int | None
     ramp: CanaryRamp | None = None
     ramp_percent: float = 0.0
-    ramp_checked_at: float = 0.0
+    ramp_checked_at: float = 0.0  # when the ramp last stepped (or started)
+    ramp_evidence: int = 0  # the new model's judged outcomes when the ramp last stepped
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -107,7 +113,7 @@ class RouteState:
             forced = True
         ramp = None
         if policy.canary is not None and old is not None and target is not None and not forced:
-            ramp = CanaryRamp(old, target, now)
+            ramp = CanaryRamp(old, target, now, policy.canary.percent)
         cand = table.candidate(policy.name, target) if target is not None else None
         verification = (
             cand.verification()
@@ -122,6 +128,7 @@ class RouteState:
         )
         route.model, route.since, route.reason, route.version = target, now, reason, table.version
         route.ramp, route.ramp_checked_at = ramp, now
+        route.ramp_evidence = health.total_judged(target) if target is not None else 0
         route.ramp_percent = policy.canary.percent if ramp is not None and policy.canary is not None else 0.0
         events.append(
             RouteChanged(
@@ -145,21 +152,42 @@ class RouteState:
         ramp, canary = route.ramp, compiled.policy.canary
         if ramp is None or canary is None:
             return []
-        h = health.model_health(route.policy, compiled.policy.health, ramp.to_model, now)
-        if h.state is not HealthState.HEALTHY:
-            # hold: a step advances only while the new model stays healthy
-            done = max(0.0, (route.ramp_checked_at - ramp.started_at) // canary.step_s) if canary.step_s else 0.0
-            route.ramp = CanaryRamp(ramp.from_model, ramp.to_model, now - done * canary.step_s)
-            route.ramp_checked_at = now
+        cfg = compiled.policy.health
+        h = health.model_health(route.policy, cfg, ramp.to_model, now)
+        evidence = health.total_judged(ramp.to_model) - route.ramp_evidence
+        if now - route.ramp_checked_at < canary.step_s or h.state is not HealthState.HEALTHY:
             return []
-        route.ramp_checked_at = now
-        percent = canary_percent(canary.percent, canary.step_s, ramp.started_at, now)
-        if percent <= route.ramp_percent:
-            return []
-        route.ramp_percent = percent
-        if percent >= 100:
-            route.ramp = None
+        if evidence < cfg.min_samples:
+            return []  # canary_hold: no step without the evidence that the new model serves well
+        percent = min(100.0, route.ramp_percent * 2)
+        route.ramp_percent, route.ramp_checked_at = percent, now
+        route.ramp_evidence += evidence
+        route.ramp = None if percent >= 100 else CanaryRamp(ramp.from_model, ramp.to_model, ramp.started_at, percent)
         return [CanaryStepped(route.policy, route.scope, ramp.to_model, percent, now)]
+
+    # ----------------------------------------------------------------- durable state
+    def export_routes(self) -> list[dict[str, object]]:
+        """The serving model per (policy, scope) as plain data, for the store."""
+        return [
+            {"policy": r.policy, "scope": r.scope, "model": r.model, "since": r.since, "reason": r.reason,
+             "version": r.version}
+            for r in self._routes.values()
+        ]
+
+    def import_routes(self, routes: list[dict[str, object]]) -> int:
+        """Restore exported routes whose policy, scope and version are live now; how many were restored."""
+        restored = 0
+        for item in routes:
+            key = (str(item.get("policy")), str(item.get("scope")))
+            route = self._routes.get(key)
+            if route is None or route.version != item.get("version"):
+                continue
+            model = item.get("model")
+            route.model = str(model) if model is not None else None
+            route.since = float(item.get("since", route.since))  # type: ignore[arg-type]
+            route.reason = str(item.get("reason", route.reason))
+            restored += 1
+        return restored
 
 
 def _same_route(compiled: CompiledPolicy, serving: str | None, target: str | None) -> bool:
@@ -169,7 +197,7 @@ def _same_route(compiled: CompiledPolicy, serving: str | None, target: str | Non
     return len(arms) > 1 and serving in arms and target in arms  # arms together are the primary
 
 
-_SOFT_REASONS = frozenset({"degraded", "stale", "trigger_not_met", "canary_hold"})
+_SOFT_REASONS = frozenset({"degraded", "stale", "quality", "trigger_not_met", "canary_hold"})
 
 
 def _hard_rejected(reference: Decision, model: str) -> bool:

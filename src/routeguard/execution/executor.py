@@ -240,11 +240,15 @@ class _Run:
         return timeout
 
     def _report(self, decision: Decision, model: str, ok: bool, error: str | None, started: float,
-                partial: bool = False) -> None:
+                partial: bool = False, usage: object = None) -> None:
+        """Feed health and quotas: tokens from the upstream's ``usage``, else the request's estimate."""
+        tokens_in, tokens_out = _usage_tokens(usage)
+        if tokens_in == tokens_out == 0 and ok:
+            tokens_in, tokens_out = self.ctx.input_tokens, self.ctx.output_tokens
         self.router.report(
             Outcome(model=model, ok=ok, trace_id=self.ctx.trace_id, error=error,
                     latency_ms=(self.router.now() - started) * 1000, partial_output=partial,
-                    policy=decision.policy)
+                    input_tokens=tokens_in, output_tokens=tokens_out, policy=decision.policy)
         )
 
     async def attempt_model(
@@ -262,7 +266,7 @@ class _Run:
                 self._report(decision, model_name, False, err.error_class.value, started)
                 await self._after_failure(decision, policy, model_name, err, attempt)
                 continue
-            self._report(decision, model_name, True, None, started)
+            self._report(decision, model_name, True, None, started, usage=result.get("usage"))
             return result
         raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
 
@@ -319,12 +323,15 @@ class _Run:
             self.attempts += 1
             started = self.router.now()
             delivered = 0
+            usage: object = None
             held: list[dict[str, Any]] = []
             try:
                 provider = self.ex.providers.get(model)
                 stream = provider.stream(request, timeout_s=self._timeout(policy))
                 async with aclosing(stream) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
                         if delivered == 0 and not _has_output(chunk):
                             held.append(chunk)  # role-only preambles are held: failing over stays safe
                             continue
@@ -344,7 +351,7 @@ class _Run:
                 continue
             for early in held:
                 yield early
-            self._report(decision, model_name, True, None, started)
+            self._report(decision, model_name, True, None, started, usage=usage)
             return
 
     def terminal(self, decision: Decision, request: dict[str, Any]) -> dict[str, Any]:
@@ -392,3 +399,14 @@ def _as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
     from routeguard.execution.providers.openai_shapes import completion_to_chunks
 
     return completion_to_chunks(completion)
+
+
+def _usage_tokens(usage: object) -> tuple[int, int]:
+    """Input and output tokens of an OpenAI ``usage`` object (0, 0 when absent or malformed)."""
+    if not isinstance(usage, dict):
+        return 0, 0
+    counts = []
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key)
+        counts.append(int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0)
+    return counts[0], counts[1]

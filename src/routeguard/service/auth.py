@@ -20,6 +20,7 @@ import yaml
 from fastapi import Request
 
 from routeguard.service.errors import ApiError
+from routeguard.service.rate_limit import RateLimiter, parse_rate
 
 __all__ = [
     "ANONYMOUS",
@@ -36,7 +37,7 @@ __all__ = [
     "require",
 ]
 
-ROLES = ("viewer", "router", "author", "approver", "operator", "admin")
+ROLES = ("viewer", "router", "signaler", "author", "approver", "operator", "admin")
 PRINCIPAL_HEADER = "x-routeguard-principal"
 ANONYMOUS = "anonymous"
 
@@ -49,6 +50,8 @@ class AuthError(ValueError):
 class Principal:
     name: str
     roles: frozenset[str]
+    rate_per_s: float | None = None  # `rate: 200/s` on its auth entry
+    authenticated: bool = True  # False in open (no-token) development mode
 
     def has(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
@@ -59,6 +62,7 @@ class TokenEntry:
     name: str
     digest: bytes  # sha256 of the token
     roles: frozenset[str]
+    rate_per_s: float | None = None
 
 
 def _digest(token: str) -> bytes:
@@ -70,6 +74,7 @@ class AuthConfig:
 
     def __init__(self, entries: tuple[TokenEntry, ...] = ()) -> None:
         self.entries = entries
+        self.limiter = RateLimiter()
 
     @property
     def open(self) -> bool:
@@ -87,14 +92,14 @@ class AuthConfig:
         for entry in self.entries:  # every entry is compared: the time does not depend on which matched
             if hmac.compare_digest(entry.digest, presented) and found is None:
                 found = entry
-        return Principal(found.name, found.roles) if found is not None else None
+        return Principal(found.name, found.roles, found.rate_per_s) if found is not None else None
 
 
 def _entry(i: int, item: Any) -> TokenEntry:
     where = f"entry {i + 1}"
     if not isinstance(item, dict):
         raise AuthError(f"{where}: expected a mapping {{name, token, roles}}")
-    unknown = sorted(set(item) - {"name", "token", "token_sha256", "roles"})
+    unknown = sorted(set(item) - {"name", "token", "token_sha256", "roles", "rate"})
     if unknown:
         raise AuthError(f"{where}: unknown key(s) {', '.join(unknown)}")
     name = item.get("name")
@@ -121,7 +126,13 @@ def _entry(i: int, item: Any) -> TokenEntry:
             digest = b""
         if len(digest) != 32:
             raise AuthError(f"{where} ({name}): `token_sha256` must be 64 hex digits")
-    return TokenEntry(name, digest, frozenset(roles))
+    rate: float | None = None
+    if item.get("rate") is not None:
+        try:
+            rate = parse_rate(item["rate"])
+        except ValueError as exc:
+            raise AuthError(f"{where} ({name}): {exc}") from exc
+    return TokenEntry(name, digest, frozenset(roles), rate)
 
 
 def load_auth_file(path: str | Path) -> AuthConfig:
@@ -162,22 +173,34 @@ def check_exposure(auth: AuthConfig, host: str) -> None:
         )
 
 
-def authorize(auth: AuthConfig, role: str, authorization: str | None, principal: str | None) -> Principal:
-    """The caller's principal if it holds `role`; ApiError 401 / 403 otherwise."""
+def authorize(
+    auth: AuthConfig, role: str | tuple[str, ...], authorization: str | None, principal: str | None
+) -> Principal:
+    """The caller's principal if it holds `role` (or one of several); ApiError 401 / 403 / 429 otherwise."""
     if auth.open:
-        return Principal(principal or ANONYMOUS, frozenset(ROLES))
+        return Principal(principal or ANONYMOUS, frozenset(ROLES), authenticated=False)
     found = auth.authenticate(authorization)
     if found is None:
         raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer …)")
-    if not found.has(role):
-        raise ApiError(403, "forbidden", f"{found.name!r} lacks the {role!r} role")
+    roles = (role,) if isinstance(role, str) else role
+    if not any(found.has(r) for r in roles):
+        raise ApiError(403, "forbidden", f"{found.name!r} lacks the {' or '.join(map(repr, roles))} role")
+    if found.rate_per_s is not None:
+        wait = auth.limiter.take(found.name, found.rate_per_s)
+        if wait is not None:
+            raise ApiError(
+                429, "rate_limited", f"{found.name!r} is over its rate of {found.rate_per_s:g}/s",
+                headers={"Retry-After": RateLimiter.retry_after_header(wait)},
+            )
     return found
 
 
-def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's principal, if it holds `role` (401 / 403 otherwise)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the caller's principal, if it holds one of `roles` (401 / 403 / 429 otherwise)."""
+    for name in roles:
+        if name not in ROLES:
+            raise ValueError(f"unknown role {name!r}")
+    role: str | tuple[str, ...] = roles[0] if len(roles) == 1 else roles
 
     async def dependency(request: Request) -> Principal:  # async: no worker thread per request
         headers = request.headers
@@ -185,5 +208,5 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
             request.app.state.auth, role, headers.get("authorization"), headers.get(PRINCIPAL_HEADER)
         )
 
-    dependency.__name__ = f"require_{role}"
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
     return dependency

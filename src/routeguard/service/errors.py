@@ -46,11 +46,14 @@ ROUTING_CODES = {"invalid_context": "invalid_request", "invalid_outcome": "inval
 class ApiError(Exception):
     """Raise from a handler to answer with the error shape."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
         self.extra = extra
 
 
@@ -94,6 +97,8 @@ def _store_error(exc: StoreError) -> tuple[int, str]:
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.headers:
+        headers = {**(headers or {}), **exc.headers}
     return error_response(exc.status, exc.code, exc.message, headers, **exc.extra)
 
 

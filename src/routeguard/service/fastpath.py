@@ -74,6 +74,7 @@ class RouteFastPath:
                 span.record_decision(decision)
         except ApiError as exc:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
+            extra += [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
             return exc.status, _error(exc.code, exc.message, **exc.extra), extra
         except RoutingError as exc:
             return exc.status, _error(ROUTING_CODES.get(exc.code, exc.code), exc.message), []

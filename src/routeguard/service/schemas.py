@@ -82,8 +82,11 @@ class OutcomesAccepted(_Out):
 # ---------------------------------------------------------------- health and routes
 class HealthSignalIn(_In):
     status: Literal["up", "degraded", "down"]
-    source: str = "external"
-    ttl: str | float | None = Field(None, description="a duration ('30s', '5m') or seconds", examples=["60s"])
+    source: str = Field("external", min_length=1, max_length=100)
+    ttl: str | float | None = Field(
+        None, description="a duration ('30s', '5m') or seconds; at most 24h", examples=["60s"]
+    )
+    override: bool = Field(False, description="with `up`: end the cooldown now (operator role)")
 
 
 class HealthSignalOut(_Out):
@@ -91,6 +94,14 @@ class HealthSignalOut(_Out):
     status: str
     source: str
     ttl_s: float | None
+    override: bool = False
+    health: dict[str, Any]
+
+
+class SignalWithdrawnOut(_Out):
+    model: str
+    source: str
+    withdrawn: bool
     health: dict[str, Any]
 
 

@@ -24,14 +24,17 @@ from routeguard.core.decision import Decision
 from routeguard.core.events import Event, RouteChanged, SafeModeChanged, TerminalEngaged
 from routeguard.core.model import Notifier as NotifierConfig
 from routeguard.core.table import RoutingTable
+from routeguard.execution.health_checks import ActiveChecker
 from routeguard.notify import Dispatcher, DispatchOptions, Notifier, build_notifiers
 from routeguard.runtime import Router
 from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.health_keeper import HealthKeeper
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
+from routeguard.service.trace_binding import TraceBook
 from routeguard.store.db import Store, open_store
 from routeguard.telemetry import logs, tracing
 from routeguard.telemetry.metrics import RoutingMetrics
@@ -39,6 +42,7 @@ from routeguard.telemetry.metrics import RoutingMetrics
 __all__ = ["DurableHumanQueue", "ServiceState"]
 
 log = logging.getLogger("routeguard.service")
+_CHECK_EVERY_S = 0.5  # how often due active health checks are looked for
 
 
 class DurableHumanQueue:
@@ -78,8 +82,12 @@ class ServiceState:
             on_age=self.metrics.set_outbox_age,
             on_attempt=self.metrics.observe_notification,
         )
+        self.health_keeper = HealthKeeper(store)
+        self.traces = TraceBook()
+        self._checker: ActiveChecker | None = None
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
+        self._checks: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
 
@@ -106,6 +114,8 @@ class ServiceState:
         router.subscribe(self.sink)  # first (it also logs): the outbox row exists before the dispatcher is kicked
         router.subscribe(self.metrics.observe_event)
         router.subscribe(self._kick_on)
+        self.health_keeper.restore(router)  # durable health first: a restart keeps signals, ejections, routes
+        router.subscribe(self.health_keeper)
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
@@ -120,7 +130,12 @@ class ServiceState:
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         """A route decision was made (`POST /v1/route`, or the first of a proxied call)."""
         self.metrics.observe_decision(decision, seconds)
+        self.traces.note(decision, self._attempts(decision))
         logs.log_decision(decision, seconds)
+
+    def _attempts(self, decision: Decision) -> int:
+        compiled = self.router.table_for(decision.tenant)[1].policies.get(decision.policy)
+        return compiled.policy.retry.attempts if compiled is not None else 1
 
     def _observe_failed(self, first: Decision, left_first_model: bool) -> None:
         self.metrics.observe_failed(first.policy, first.model, fell_back=left_first_model)
@@ -193,6 +208,7 @@ class ServiceState:
         """One refresh: time-based health and route changes, then approval warnings."""
         router = self.router
         router.refresh()
+        self.health_keeper.flush()
         if self.watch.check(router.routes(), self._live.tables, self.settings.clock()):
             self.dispatcher.kick()
         self.metrics.sync_health(router.health())
@@ -205,6 +221,23 @@ class ServiceState:
                 log.exception("background refresh failed")
             await asyncio.sleep(self.settings.tick_s)
 
+    async def _run_health_checks(self) -> None:
+        """Models' active health checks (CONTRACT §1), each as its own task so a slow one holds up no other."""
+        running: set[asyncio.Task[bool]] = set()
+        while True:
+            try:
+                router = self.router
+                if self._checker is None or self._checker.router is not router:  # a legacy router was replaced
+                    self._checker = ActiveChecker(router, router.executor.providers.get)
+                checker = self._checker
+                for model in await asyncio.to_thread(checker.due, self.settings.clock()):
+                    task = asyncio.get_running_loop().create_task(checker.check(model))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+            except Exception:
+                log.exception("active health checks failed")
+            await asyncio.sleep(_CHECK_EVERY_S)
+
     def start(self) -> None:
         self.dispatcher.start()
         tracing.configure_tracing()
@@ -212,8 +245,17 @@ class ServiceState:
             self._ticker = asyncio.get_running_loop().create_task(
                 self._run_ticker(), name="routeguard-ticker"
             )
+        if self._checks is None:
+            self._checks = asyncio.get_running_loop().create_task(
+                self._run_health_checks(), name="routeguard-health-checks"
+            )
 
     async def stop(self) -> None:
+        if self._checks is not None:
+            self._checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checks
+            self._checks = None
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

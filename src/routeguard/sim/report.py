@@ -287,6 +287,7 @@ def build_report(run: SimRun) -> dict[str, Any]:
         "time_to_detect_s": _largest(faults, "detect_s"),
         "time_to_failover_s": _largest(faults, "failover_s"),
         "time_to_recover_s": None if unrecovered else _largest(faults, "recover_s"),
+        "probes": list(run.probes),
         "routes_not_recovered": unrecovered,
         "flaps": _flaps(run),
         "notifications": sum(run.notifications.values()),

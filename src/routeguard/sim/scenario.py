@@ -192,6 +192,7 @@ class Scenario:
     config: Path | None = None
     start: float | None = None
     tick_s: float = 1.0
+    clients_report_trace_ids: bool = True  # False: outcomes reach the router without trace ids
     description: str = ""
     source: Path | None = None
 

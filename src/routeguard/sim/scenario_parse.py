@@ -114,6 +114,7 @@ _TOP = frozenset(
         "safe_mode",
         "thresholds",
         "tick",
+        "clients_report_trace_ids",
     }
 )
 _LINE = frozenset(
@@ -346,6 +347,7 @@ def parse(data: object, *, name: str = "scenario", source: Path | None = None) -
         config=(base / config) if config else None,
         start=_start(r.data.get("start")),
         tick_s=r.duration("tick", 1.0) or 1.0,
+        clients_report_trace_ids=r.flag("clients_report_trace_ids", True),
         description=r.text("description", "") or "",
         source=source,
     )

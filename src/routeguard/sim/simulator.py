@@ -10,6 +10,7 @@ and tallies what each caller saw.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -34,10 +35,12 @@ from routeguard.core.events import (
     TerminalEngaged,
 )
 from routeguard.core.exceptions import PartialOutputError, TerminalAction
+from routeguard.core.health_view import HealthState
 from routeguard.core.model import Bundle
 from routeguard.core.outcome import Outcome
 from routeguard.core.table import compile_bundle
 from routeguard.execution.executor import Executor, Served
+from routeguard.execution.health_checks import ActiveChecker
 from routeguard.runtime import STABLE_SCOPE, Router
 from routeguard.sim.clock import Scheduler
 from routeguard.sim.invariants import InvariantChecker
@@ -64,6 +67,12 @@ class _SimRouter(Router):
 
     latency_ns: list[int]
     watch: Callable[[RouteContext, Decision], None] | None
+    untraced: bool = False  # the scenario's clients report outcomes without trace ids
+
+    def report(self, outcome: Outcome | Mapping[str, Any]) -> None:
+        if self.untraced and isinstance(outcome, Outcome) and outcome.trace_id is not None:
+            outcome = dataclasses.replace(outcome, trace_id=None)
+        super().report(outcome)
 
     def decide(self, context: Mapping[str, Any] | RouteContext) -> Decision:
         start = time.perf_counter_ns()
@@ -102,6 +111,9 @@ class SimRun:
     checker: InvariantChecker | None = None
     wall_s: float = 0.0
     human_queue: int = 0
+    # requests that reached a recovering model before its switch back was logged, one entry per recovery
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    probing: dict[tuple[str, str], int] = field(default_factory=dict)  # (policy, model) -> probes so far
 
 
 class Simulation:
@@ -122,6 +134,7 @@ class Simulation:
         table = compile_bundle(loaded.bundle, content_hash=loaded.content_hash)
         router = _SimRouter(table, clock=self.scheduler.now)
         router.latency_ns, router.watch = [], self._watch
+        router.untraced = not scenario.clients_report_trace_ids
         self.router: Router = router
         self._latency = router.latency_ns
         seed = scenario.seed
@@ -138,6 +151,7 @@ class Simulation:
         self.executor = Executor(
             router, providers=self.models, sleep=self.scheduler.sleep, rng=random.Random(f"{seed}:executor")
         )
+        self.active = ActiveChecker(router, self.executor.providers.get)  # models' health_check, virtual time
         self.checker = InvariantChecker(loaded.bundle)
         self._check = check_invariants
         self._on_decision, self._on_event = on_decision, on_event
@@ -187,6 +201,10 @@ class Simulation:
             else:
                 req.failovers += 1
         now = self.scheduler.now()
+        if (decision.probe and decision.model is not None
+                and self.router.tracker.peek_state(decision.policy, decision.model) is HealthState.PROBING):
+            key = (decision.policy, decision.model)  # a recovering (ejected, now probing) model's probe
+            self.run_data.probing[key] = self.run_data.probing.get(key, 0) + 1
         if self._check:
             self.checker.check(ctx, decision, self.router.safe_mode, now)
         if self._on_decision is not None:
@@ -198,12 +216,18 @@ class Simulation:
             if event.scope == STABLE_SCOPE:
                 run.route_changes.append(event)
                 self.checker.logged(event.policy, event.to_model)
+                if event.to_model is not None and (event.policy, event.to_model) in run.probing:
+                    count = run.probing.pop((event.policy, event.to_model))
+                    run.probes.append({"policy": event.policy, "model": event.to_model, "requests": count,
+                                       "t_s": round(event.at - self.scheduler.epoch, 3)})
             run.notifications[event.event] += len(event.notify)
         elif isinstance(event, TerminalEngaged):
             run.terminal_events += 1
             run.notifications[event.event] += len(event.notify)
         elif isinstance(event, HealthChanged):
             run.health_changes.append(event)
+            if event.to_state == "unhealthy":  # a new probing period starts with its own budget
+                run.probing.pop((event.policy, event.model), None)
         elif isinstance(event, SafeModeChanged):
             run.safe_mode_changes.append(event)
             run.notifications[event.event] += len(run.bundle.notifiers)
@@ -299,6 +323,8 @@ class Simulation:
         if self._decisions == self._ticked_at:
             self.router.refresh()
         self._ticked_at = self._decisions
+        for model in self.active.due(self.scheduler.now()):
+            self.scheduler.spawn(self.active.check(model))
 
     def _switch(self, switch: SafeModeSwitch) -> Callable[[], None]:
         def apply() -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from routeguard.store._codec import utc, utcnow
 from routeguard.store.audit import AuditLog
+from routeguard.store.health_state import HealthStateStore
 from routeguard.store.outbox import Outbox
 from routeguard.store.policies import PolicyStore
 from routeguard.store.queue import HumanQueue
@@ -111,6 +112,15 @@ def upgrade(target: str | URL | Engine, revision: str = "head") -> None:
             engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest migration this package ships (a single head: the chain never branches)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -156,6 +166,7 @@ class Store:
         self.queue = HumanQueue(db)
         self.safe_mode = SafeModeStore(db)
         self.events = RouteLog(db)
+        self.health = HealthStateStore(db)
 
     @property
     def engine(self) -> Engine:

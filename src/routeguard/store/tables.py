@@ -27,6 +27,7 @@ __all__ = [
     "AuditHeadRow",
     "AuditRow",
     "Base",
+    "HealthStateRow",
     "HumanQueueRow",
     "JSONText",
     "OutboxRow",
@@ -184,3 +185,14 @@ class SafeModeRow(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     set_by: Mapped[str] = mapped_column(String(200), nullable=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class HealthStateRow(Base):
+    """Durable health (CONTRACT §1 "Health survives restarts"): one row per kind (`signals`, `breakers`,
+    `routes`), rewritten on transitions only — never per request."""
+
+    __tablename__ = "health_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    payload: Mapped[Any] = mapped_column(JSONText, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

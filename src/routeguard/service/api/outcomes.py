@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from routeguard.core.context import RoutingError
 from routeguard.core.outcome import Outcome
-from routeguard.service.api.deps import ERRORS, ROUTER, get_state, json_body, json_response
+from routeguard.service.api.deps import ERRORS, get_state, json_body, json_response
+from routeguard.service.auth import Principal, require
 from routeguard.service.errors import ApiError
 from routeguard.service.schemas import OutcomeIn, OutcomesAccepted
 
 router = APIRouter(tags=["routing"])
+ROUTER_OR_SIGNALER = Depends(require("router", "signaler"))
 
 _MAX_BATCH = 10_000
 _ONE = OutcomeIn.model_json_schema()
@@ -50,10 +52,11 @@ def _parse(body: Any, known: set[str]) -> list[Outcome]:
     responses=ERRORS,
     summary="Report call outcomes (one or a list) to feed health",
 )
-async def outcomes(request: Request, _principal: Any = ROUTER) -> Response:
+async def outcomes(request: Request, principal: Principal = ROUTER_OR_SIGNALER) -> Response:
     body = await json_body(request)
     state = get_state(request)
     parsed = _parse(body, state.known_models())
+    state.traces.admit(parsed, principal.has("signaler"), isinstance(body, list))
     await _report(state.router, parsed)
     return json_response({"accepted": len(parsed), "count": len(parsed)}, 202)
 
