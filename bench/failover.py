@@ -7,7 +7,9 @@ In-process FakeProviders with zero latency, so the figures are routeguard's own 
     serves; its added latency over the plain routed path (no backoff is configured, so none is slept);
 (c) completions per second at concurrency 1, 16 and 128 (``asyncio.gather`` of workers, fixed count);
 (d) a dead single primary in virtual time (10 requests/s for 10 minutes, default health settings):
-    how many requests reach it before it is declared down, and how many afterwards (probes only).
+    how many requests reach it before it is declared down, and how many afterwards (probes only);
+(e) recovery in virtual time: the primary is down for 2 minutes, then answers again; how many requests reach it
+    between the start of its last probing period and the logged switch back (target: at most ``probes``).
 
     .venv/bin/python bench/failover.py [--quick] [--json]
 
@@ -41,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from routeguard import Router
-from routeguard.core.events import Event, HealthChanged
+from routeguard.core.events import Event, HealthChanged, RouteChanged
 from routeguard.core.exceptions import TerminalAction
 from routeguard.execution.providers import FakeProvider
 
@@ -80,6 +82,10 @@ class Results:
     dead_reached_after: int = 0
     dead_probe_windows: int | None = None
     dead_min_samples: int = 10
+    # (e) recovery: requests that reached the recovering primary before its switch back was logged (max over
+    # recoveries) against the probe budget
+    recovery_probe_requests: int | None = None
+    recovery_probes: int = 3
     notes: list[str] = field(default_factory=list)
 
 
@@ -277,6 +283,39 @@ async def measure_dead_primary(res: Results, minutes: int = DEAD_MINUTES, rps: i
     await router.aclose()
 
 
+async def measure_recovery(res: Results, rps: int = DEAD_RPS) -> None:
+    """A primary down for two minutes, then healthy; its fallback serves meanwhile. Default health settings."""
+    clock = VirtualClock()
+    start = clock.now
+    router = Router.from_bundle(bench_bundle("primary", "backup"), clock=clock,
+                                executor_options={"sleep": _no_sleep})
+
+    def script(_index: int, _request: dict[str, Any]) -> str:
+        return "connection" if clock.now - start < 120 else "ok"
+
+    primary = FakeProvider("primary", script=script, record_requests=False)
+    router.executor.register("primary", primary)
+    router.executor.register("backup", FakeProvider("backup", record_requests=False))
+    res.recovery_probes = router.table.policies["agent"].policy.health.probes
+    at_probing: list[int] = []
+    worst: list[int] = []
+
+    def watch(event: Event) -> None:
+        if isinstance(event, HealthChanged) and event.model == "primary" and event.to_state == "probing":
+            at_probing.append(primary.calls)
+        elif isinstance(event, RouteChanged) and event.to_model == "primary" and at_probing:
+            worst.append(primary.calls - at_probing[-1])
+
+    router.subscribe(watch)
+    step = 1.0 / rps
+    for _ in range(10 * 60 * rps):
+        with contextlib.suppress(TerminalAction):
+            await router.complete(CTX, REQUEST)
+        clock.now += step
+    res.recovery_probe_requests = max(worst) if worst else None
+    await router.aclose()
+
+
 async def run_routeguard(quick: bool = False) -> Results:
     res = Results("routeguard")
     n = 3_000 if quick else 20_000
@@ -284,6 +323,7 @@ async def run_routeguard(quick: bool = False) -> Results:
     await measure_fallback(res, n // 2)
     await measure_throughput(res, 5_000 if quick else 20_000)
     await measure_dead_primary(res, minutes=2 if quick else DEAD_MINUTES)
+    await measure_recovery(res)
     return res
 
 
@@ -312,6 +352,7 @@ def passed(res: Results) -> dict[str, bool]:
         # per CPU-second: the wall-clock figure also measures what else the machine is running
         "throughput_128": res.throughput_cpu.get(128, 0.0) >= TARGET_THROUGHPUT_128,
         "dead_primary": dead_ok(res),
+        "recovery": res.recovery_probe_requests is not None and res.recovery_probe_requests <= res.recovery_probes,
     }
 
 
@@ -366,6 +407,12 @@ def table(rg: Results, ll: Results | None = None) -> Table:
         share = _ratio(reached / max(rg.dead_requests, 1), ll_reached / max(ll.dead_requests, 1))
         cells += [dead_text(ll), f"share reaching it: {share}"]
     cells += [f"≤ min_samples ({rg.dead_min_samples}), then probes only", verdict(ok["dead_primary"])]
+    t.add_row(*cells)
+    recovery = "never switched back" if rg.recovery_probe_requests is None else str(rg.recovery_probe_requests)
+    cells = ["(e) requests to a recovering primary before the logged switch back", recovery]
+    if ll is not None:
+        cells += ["", ""]
+    cells += [f"≤ probes ({rg.recovery_probes})", verdict(ok["recovery"])]
     t.add_row(*cells)
     return t
 

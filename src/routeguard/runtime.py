@@ -21,12 +21,13 @@ from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
-from routeguard.core.model import Bundle, HealthConfig, Model
+from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
+from routeguard.runtime_health import HealthControls
 from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _new_trace_id() -> str:
     return os.urandom(16).hex()
 
 
-class Router:
+class Router(HealthControls):
     """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
 
     def __init__(
@@ -242,79 +243,6 @@ class Router:
         self._emit_all(events)
         if fallback is not None:
             self.record_fallback_result(not out.ok)
-
-    def signal(
-        self,
-        model: str,
-        status: str,
-        *,
-        ttl_s: float | None = None,
-        source: str = "external",
-        override: bool = False,
-    ) -> None:
-        """An external health signal from ``source``: ``up``, ``degraded`` or ``down``, valid for ``ttl_s``
-        (at most 24 h). The worst unexpired signal of any source wins; ``override`` with ``up`` ends a cooldown."""
-        with self._lock:
-            now = self._clock()
-            self._tracker.signal(model, status, now, ttl_s=ttl_s, source=source, override=override)
-            events = self._refresh(now, force=True)
-        self._emit_all(events)
-
-    def withdraw_signal(self, model: str, source: str) -> bool:
-        """Withdraw one source's signal; False when that source had none."""
-        with self._lock:
-            now = self._clock()
-            found = self._tracker.withdraw(model, source)
-            events = self._refresh(now, force=True) if found else []
-        self._emit_all(events)
-        return found
-
-    def check_result(self, model: str, ok: bool, *, error: str = "failure", interval_s: float = 15.0) -> None:
-        """An active health check of ``model`` ended (a success ends its cooldown and counts as a probe)."""
-        with self._lock:
-            now = self._clock()
-            self._tracker.check_result(model, ok, now, error, interval_s)
-            events = self._refresh(now, force=True)
-        self._emit_all(events)
-
-    def models_out(self) -> set[str]:
-        """Models unhealthy or probing under some policy (the ones active health checks look after)."""
-        with self._lock:
-            now = self._clock()
-            out: set[str] = set()
-            for model, users in self._users.items():
-                for policy, config in users:
-                    state = self._tracker.model_health(policy, config, model, now).state
-                    if state.value in ("unhealthy", "probing"):
-                        out.add(model)
-            return out
-
-    def catalogue(self) -> dict[str, Model]:
-        """Every model of every live table, by name (the stable table's entry first)."""
-        with self._lock:
-            out: dict[str, Model] = {}
-            for table in (self.table, *self._tables.values()):
-                for name, model in table.bundle.models.items():
-                    out.setdefault(name, model)
-            return out
-
-    def export_health(self) -> dict[str, Any]:
-        """Signals, ejections and the serving model per policy and scope, as plain data (durable health)."""
-        with self._lock:
-            data = dict(self._tracker.export_state())
-            data["routes"] = self._routes.export_routes()
-            return data
-
-    def import_health(self, data: Mapping[str, Any]) -> None:
-        """Restore :meth:`export_health` after a restart; a move the evidence then makes is a logged change."""
-        with self._lock:
-            now = self._clock()
-            self._tracker.import_state(data, now)
-            routes = data.get("routes")
-            if isinstance(routes, list):
-                self._routes.import_routes(routes)
-            events = self._refresh(now, force=True)
-        self._emit_all(events)
 
     def record_fallback_result(self, failed: bool) -> None:
         """A request that needed a fallback ended (``failed``: error or terminal) — feeds auto safe mode."""

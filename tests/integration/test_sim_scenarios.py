@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from routeguard.config.load import load_bundle
 from routeguard.core.context import RouteContext, SafeMode
 from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.sim.report import build_report
-from routeguard.sim.scenario import load_scenario
+from routeguard.sim.scenario import load_scenario, parse_scenario
 from routeguard.sim.simulator import Simulation, simulate
 
 V3, V2 = "triage-v3", "triage-v2"
@@ -256,3 +257,44 @@ def test_same_seed_same_report() -> None:
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     c = simulate(sc.config, dataclasses.replace(sc, seed=sc.seed + 1))
     assert c["requests"] != a["requests"]
+
+
+def test_untraced_outcomes_never_leave_the_primary_stuck_in_probing() -> None:
+    report, seen = run("untraced-recovery")  # clients report no trace ids; v3 down from 2m to 6m
+    assert seen.breaches == []
+    moves = changes(report)
+    assert [(a, b) for _t, a, b in moves] == [(V3, V2), (V2, V3)]
+    assert 120 < moves[0][0] < 125 and 360 < moves[1][0] <= 360 + 300  # within one cooldown_max
+    assert report["probes"] and all(p["requests"] <= 3 for p in report["probes"])
+    assert report["failed"] == 0
+
+
+def _outage_with_checks(tmp_path: Path, checks: bool) -> dict[str, Any]:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "clinical-triage.yaml").read_text(encoding="utf-8")
+    if checks:
+        text = text.replace("  triage-v3:\n", "  triage-v3:\n    health_check: {interval: 15s}\n", 1)
+    bundle_path = tmp_path / "bundle.yaml"
+    bundle_path.write_text(text, encoding="utf-8")
+    scenario = parse_scenario(
+        {
+            "duration": "12m",
+            "seed": 3,
+            "traffic": [{"agent": "triage-agent", "tenant": "acme", "task_type": "triage", "rps": 10,
+                         "data_class": "restricted", "region": "eu-west-2"}],
+            "faults": [{"model": V3, "at": "2m", "until": "6m", "kind": "outage"}],
+        },
+        name="primary-down-4m",
+    )
+    return simulate(bundle_path, scenario)
+
+
+def test_active_checks_bring_the_primary_back_within_a_minute_of_a_4_minute_outage(tmp_path: Path) -> None:
+    report = _outage_with_checks(tmp_path, checks=True)
+    assert report["time_to_recover_s"] is not None and report["time_to_recover_s"] <= 60
+    assert [(c["from_model"], c["to_model"]) for c in report["routing_changes"]] == [(V3, V2), (V2, V3)]
+    assert all(p["requests"] <= 3 for p in report["probes"])
+
+
+def test_without_checks_recovery_comes_within_one_cooldown_max(tmp_path: Path) -> None:
+    report = _outage_with_checks(tmp_path, checks=False)
+    assert report["time_to_recover_s"] is not None and report["time_to_recover_s"] <= 300

@@ -42,6 +42,7 @@ LIBRARY = {
     "flapping-primary",
     "false-success-reports",
     "missing-signals",
+    "untraced-recovery",
     "auto-safe-mode",
     "stream-break",
 }

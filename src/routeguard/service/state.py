@@ -24,6 +24,7 @@ from routeguard.core.decision import Decision
 from routeguard.core.events import Event, RouteChanged, SafeModeChanged, TerminalEngaged
 from routeguard.core.model import Notifier as NotifierConfig
 from routeguard.core.table import RoutingTable
+from routeguard.event_pump import EventPump
 from routeguard.execution.health_checks import ActiveChecker
 from routeguard.notify import Dispatcher, DispatchOptions, Notifier, build_notifiers
 from routeguard.runtime import Router
@@ -83,6 +84,8 @@ class ServiceState:
             on_attempt=self.metrics.observe_notification,
         )
         self.health_keeper = HealthKeeper(store)
+        # audit + outbox first (the outbox row exists before the dispatcher is kicked), then durable health
+        self.pump = EventPump([self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on]).start()
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
@@ -111,11 +114,8 @@ class ServiceState:
     def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
         router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
         router.set_tables(live.tables, live.scope_function())
-        router.subscribe(self.sink)  # first (it also logs): the outbox row exists before the dispatcher is kicked
-        router.subscribe(self.metrics.observe_event)
-        router.subscribe(self._kick_on)
+        router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
         self.health_keeper.restore(router)  # durable health first: a restart keeps signals, ejections, routes
-        router.subscribe(self.health_keeper)
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
@@ -250,6 +250,10 @@ class ServiceState:
                 self._run_health_checks(), name="routeguard-health-checks"
             )
 
+    def settle(self, timeout_s: float = 2.0) -> None:
+        """Read-your-writes: wait until the events queued so far are written (audit, outbox, metrics)."""
+        self.pump.wait_idle(timeout_s)
+
     async def stop(self) -> None:
         if self._checks is not None:
             self._checks.cancel()
@@ -261,6 +265,7 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        await asyncio.to_thread(self.pump.stop)
         await self.dispatcher.stop()
         tracing.shutdown_tracing()
         for old in self._retired:
@@ -269,5 +274,6 @@ class ServiceState:
         await self.router.aclose()
 
     def close(self) -> None:
+        self.pump.stop()
         if self._owns_store:
             self.store.close()

@@ -46,10 +46,14 @@ def audit(
     after: Annotated[int | None, Query(ge=0, description="the `next` cursor of the previous page")] = None,
     _p: Any = VIEWER,
 ) -> dict[str, Any]:
-    records, nxt = get_state(request).store.audit.query(kind, policy, _since(since), after, limit)
+    state = get_state(request)
+    state.settle()  # what routing events queued before this request is in the log
+    records, nxt = state.store.audit.query(kind, policy, _since(since), after, limit)
     return {"records": [record_view(r) for r in records], "next": nxt}
 
 
 @router.get("/v1/audit/verify", response_model=VerifyOut, responses=ERRORS, summary="Verify the hash chain")
 def verify(request: Request, _p: Any = VIEWER) -> dict[str, Any]:
-    return get_state(request).store.audit.verify().to_dict()
+    state = get_state(request)
+    state.settle()
+    return state.store.audit.verify().to_dict()

@@ -12,5 +12,7 @@ router = APIRouter(tags=["meta"])
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics (CONTRACT §5)")
 def metrics(request: Request) -> Response:
-    body, content_type = get_state(request).metrics.render()
+    state = get_state(request)
+    state.settle(0.5)  # counters of events queued before this scrape
+    body, content_type = state.metrics.render()
     return Response(body, media_type=content_type)
