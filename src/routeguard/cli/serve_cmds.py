@@ -62,6 +62,14 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request")] = False,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            "--replica-id",
+            envvar="ROUTEGUARD_REPLICA_ID",
+            help="this replica's id in GET /v1/cluster (default: host-pid-random)",
+        ),
+    ] = None,
     event_log_level: Annotated[
         str,
         typer.Option(
@@ -91,7 +99,8 @@ def serve(
             "run one replica per store"
         )
     settings = Settings(
-        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis
+        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
+        replica_id=replica_id or None,
     )
     try:
         state = ServiceState.open(settings)

@@ -20,7 +20,8 @@ def set_safe_mode(body: SafeModeIn, request: Request, principal: Principal = OPE
 
 
 def get_safe_mode(request: Request, _p: Any = OPERATOR) -> dict[str, Any]:
-    return lifecycle.safe_mode_status(get_state(request))
+    state = get_state(request)
+    return state.fleet.consistent(lambda: lifecycle.safe_mode_status(state))
 
 
 for _path, _internal in (("/v1/safe-mode", False), ("/internal/model-routing/safe-mode", True)):
