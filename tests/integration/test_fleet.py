@@ -122,7 +122,8 @@ def test_a_staged_publication_reaches_every_replica_per_scope(tmp_path: Path) ->
     with postgres_database() as url, fleet(url, config, "ab", cwd=tmp_path) as replicas:
         a, b = _client(replicas["a"].url), _client(replicas["b"].url)
         v2 = _upload_and_approve(b, bundle(primary="triage-v2"))
-        assert b.post(f"/v1/policies/{v2}/publish", json={"scope": {"tenants": ["acme"]}}, headers=BOB).status_code == 200
+        r = b.post(f"/v1/policies/{v2}/publish", json={"scope": {"tenants": ["acme"]}}, headers=BOB)
+        assert r.status_code == 200, r.text
         started = time.monotonic()
         acme = {**ROUTE, "tenant": "acme"}
         poll_until(lambda: a.post("/v1/route", json=acme).json()["policy_version"] == v2, started + WITHIN_S, "acme")
