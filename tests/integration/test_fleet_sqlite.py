@@ -1,0 +1,46 @@
+"""Two services on one SQLite file (no NOTIFY there): the generation poll alone keeps them in step, and
+`GET /v1/cluster` lists both with the versions they serve."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from support.fleet import poll_until
+from support.service import ROUTE, bundle, run_service, write_bundle
+
+
+def test_two_services_on_one_sqlite_file_follow_each_other(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    config = write_bundle(tmp_path / "v1.yaml", bundle())
+    with (
+        run_service(url, config=config) as one,
+        run_service(url) as two,
+        one.client(principal="alice") as alice,
+        one.client(principal="bob") as bob,
+        two.client(principal="carol") as carol,
+    ):
+        assert carol.post("/v1/route", json=ROUTE).json()["policy_version"] == 1
+        version = alice.post("/v1/policies", json={"config": bundle(primary="triage-v2")}).json()["version"]
+        assert bob.post(f"/v1/policies/{version}/approve", json={}).status_code == 200
+        assert bob.post(f"/v1/policies/{version}/publish", json={}).status_code == 200
+        started = time.monotonic()
+        poll_until(
+            lambda: carol.post("/v1/route", json=ROUTE).json()["policy_version"] == version,
+            started + 1.5,
+            "the second service serving the publication",
+        )
+        assert carol.get("/v1/policies").json()["stable_version"] == version
+        assert carol.post("/v1/safe-mode", json={"enabled": True, "tenant": "acme", "reason": "x"}).status_code == 200
+        started = time.monotonic()
+        poll_until(
+            lambda: bob.get("/v1/safe-mode").json()["tenants"] == ["acme"],
+            started + 1.5,
+            "the first service in safe mode for acme",
+        )
+        status = bob.get("/v1/safe-mode").json()
+        assert status["entries"][0]["tenant"] == "acme" and status["entries"][0]["enabled"] is True
+        body = bob.get("/v1/cluster").json()
+        assert body["redis"] is None and body["policy_versions"] == {"all": version}
+        assert len(body["replicas"]) == 2 and [r["self"] for r in body["replicas"]].count(True) == 1
+        poll_until(lambda: carol.get("/v1/cluster").json()["agreed"], time.monotonic() + 1.5, "agreement")
