@@ -44,3 +44,6 @@ def test_two_services_on_one_sqlite_file_follow_each_other(tmp_path: Path) -> No
         assert body["redis"] is None and body["policy_versions"] == {"all": version}
         assert len(body["replicas"]) == 2 and [r["self"] for r in body["replicas"]].count(True) == 1
         poll_until(lambda: carol.get("/v1/cluster").json()["agreed"], time.monotonic() + 1.5, "agreement")
+        ready = carol.get("/readyz").json()
+        assert ready["fleet"]["changes"] == "poll" and ready["fleet"]["replica"] == two.state.replica_id
+        assert "/v1/cluster" in carol.get("/openapi.json").json()["paths"]

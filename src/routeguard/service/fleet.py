@@ -129,6 +129,16 @@ class FleetSync:
         """The policy version this replica serves, per scope key (`all`, `tenants:a,b`, `percent:10`)."""
         return {key: table.version for key, table in self._state.live.tables.items()}
 
+    def readiness(self) -> dict[str, object]:
+        """For `/readyz`: this replica, the generation it serves, how it hears of changes, the last sync error."""
+        postgres = self._store.db.dialect == "postgresql"
+        return {
+            "replica": self.replica_id,
+            "generation": self.applied,
+            "changes": ("listen" if self.listening else "poll") if postgres else "poll",
+            "sync_error": self.last_error,
+        }
+
     def snapshot(self) -> ReplicaBeat:
         return ReplicaBeat(
             id=self.replica_id,
