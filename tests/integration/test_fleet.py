@@ -137,3 +137,33 @@ def test_a_staged_publication_reaches_every_replica_per_scope(tmp_path: Path) ->
         poll_until(lambda: scoped(a) and scoped(b), started + WITHIN_S, "per-scope versions in /v1/cluster")
         a.close()
         b.close()
+
+
+def _listeners(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def test_a_lost_listen_connection_is_bridged_by_the_poll_and_comes_back(tmp_path: Path) -> None:
+    import psycopg
+
+    config = write_bundle(tmp_path / "v1.yaml", bundle())
+    with postgres_database() as url, fleet(url, config, "ab", cwd=tmp_path) as replicas:
+        a, b = _client(replicas["a"].url), _client(replicas["b"].url)
+        poll_until(lambda: len(_listeners(url)) == 2, time.monotonic() + 10, "both replicas listening")
+        with psycopg.connect(url, autocommit=True) as conn:  # cut every LISTEN connection
+            for pid in _listeners(url):
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        v2 = _upload_and_approve(a, bundle(primary="triage-v2"))
+        assert a.post(f"/v1/policies/{v2}/publish", json={}, headers=BOB).status_code == 200
+        published = time.monotonic()
+        poll_until(lambda: _serves(b, v2), published + WITHIN_S, "b serving without its LISTEN connection")
+        poll_until(lambda: len(_listeners(url)) == 2, time.monotonic() + 15, "LISTEN connections restored")
+        poll_until(lambda: b.get("/readyz").json()["fleet"]["changes"] == "listen", time.monotonic() + 5, "listen")
+        a.close()
+        b.close()
