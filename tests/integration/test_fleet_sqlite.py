@@ -47,3 +47,29 @@ def test_two_services_on_one_sqlite_file_follow_each_other(tmp_path: Path) -> No
         ready = carol.get("/readyz").json()
         assert ready["fleet"]["changes"] == "poll" and ready["fleet"]["replica"] == two.state.replica_id
         assert "/v1/cluster" in carol.get("/openapi.json").json()["paths"]
+
+
+def test_a_read_never_describes_another_state_than_the_one_served(tmp_path: Path) -> None:
+    """With the background sync made slow (60 s), a read on the second service still agrees with what that
+    service serves: the read brings it up to the store's generation first."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    config = write_bundle(tmp_path / "v1.yaml", bundle())
+    with (
+        run_service(url, config=config) as one,
+        run_service(url) as two,
+        one.client(principal="alice") as alice,
+        one.client(principal="bob") as bob,
+        two.client(principal="carol") as carol,
+    ):
+        two.state.fleet.poll_s = 60.0
+        time.sleep(0.7)  # the loop's current wait (0.5 s) ends; the next one lasts 60 s
+        version = alice.post("/v1/policies", json={"config": bundle(primary="triage-v2")}).json()["version"]
+        assert bob.post(f"/v1/policies/{version}/approve", json={}).status_code == 200
+        assert bob.post(f"/v1/policies/{version}/publish", json={}).status_code == 200
+        listed = carol.get("/v1/policies").json()
+        assert listed["stable_version"] == version
+        assert carol.post("/v1/route", json=ROUTE).json()["policy_version"] == version
+        assert bob.post("/v1/safe-mode", json={"enabled": True, "reason": "drill"}).status_code == 200
+        status = carol.get("/v1/safe-mode").json()
+        assert status["enabled"] is True and status["global"]["enabled"] is True
+        assert carol.post("/v1/route", json=ROUTE).json()["safe_mode"] is True

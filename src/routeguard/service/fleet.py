@@ -98,6 +98,7 @@ class FleetSync:
         self.last_error: str | None = None
         self.started_at = self._store.db.now()
         self._sync_lock = threading.Lock()
+        self._beat_lock = threading.Lock()  # the sync and the heartbeat both beat: one upsert at a time
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -154,7 +155,8 @@ class FleetSync:
         )
 
     def beat(self) -> None:
-        self._store.fleet.beat(self.snapshot())
+        with self._beat_lock:
+            self._store.fleet.beat(self.snapshot())
 
     def _beat_and_probe(self) -> None:
         if self.redis_probe is not None:
