@@ -4,7 +4,7 @@
   reaches a receiver that answers within a second or so (CONTRACT §5: within 5 s).
 - State is the outbox rows only. A message is `claim`ed (leased to this dispatcher's `owner`, a replica id,
   for `lease_s`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`) before it is sent, so another replica does not
-  send it too, and no replica takes a notifier's later messages while another holds its earlier ones; a
+  send it too, and no dispatcher takes a notifier's messages while one of them is out on a lease; a
   dispatcher that dies mid-send leaves the claim, and the message is sent again, exactly as recorded, once
   the lease ends. Delivery is therefore at least once: receivers deduplicate on `audit_seq`.
 - A failure is recorded on the row (`attempts`, `last_error`) and retried after an exponential backoff:

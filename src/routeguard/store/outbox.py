@@ -118,17 +118,15 @@ class Outbox:
     ) -> list[OutboxMessage]:
         """Like `due`, but leases each message to `owner` for `lease` (its next attempt is pushed as far) so
         that no other dispatcher (replica) sends it too; a lease that ends undelivered is taken over. Rows
-        locked by another claim are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and a notifier whose
-        earlier message is leased to another owner is left alone, so its messages keep their order."""
+        locked by another claim are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and a notifier with a
+        message on a live lease is left alone until it is delivered or handed back, so one dispatcher at a time
+        sends to a notifier and its messages keep their order."""
         at = self._db.now(now)
         with self._db.transaction() as session:
             if self._db.dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
-            held = select(OutboxRow.notifier).where(
-                OutboxRow.delivered_at.is_(None),
-                OutboxRow.lease_until > at,
-                OutboxRow.claimed_by.is_distinct_from(owner) if owner is not None else OutboxRow.id.is_not(None),
-            )
+            # a notifier with a message out on a live lease (any replica's, this one's too) waits for it
+            held = select(OutboxRow.notifier).where(OutboxRow.delivered_at.is_(None), OutboxRow.lease_until > at)
             stmt = _due_stmt(at, limit).where(OutboxRow.notifier.not_in(held)).with_for_update(skip_locked=True)
             rows = session.execute(stmt).scalars().all()
             for row in rows:
