@@ -6,8 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from support.fleet import poll_until
-from support.service import ROUTE, bundle, run_service, write_bundle
+from support.service import ROUTE, bundle, free_port, run_service, write_bundle
+from support.services import redis_url_or_skip
 
 
 def test_two_services_on_one_sqlite_file_follow_each_other(tmp_path: Path) -> None:
@@ -73,3 +76,23 @@ def test_a_read_never_describes_another_state_than_the_one_served(tmp_path: Path
         status = carol.get("/v1/safe-mode").json()
         assert status["enabled"] is True and status["global"]["enabled"] is True
         assert carol.post("/v1/route", json=ROUTE).json()["safe_mode"] is True
+
+
+@pytest.mark.services
+def test_the_cluster_view_shows_each_replicas_redis_link(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    config = write_bundle(tmp_path / "v1.yaml", bundle())
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    with (
+        run_service(url, config=config, redis_url=redis_url_or_skip()) as up,
+        run_service(url, redis_url=nowhere) as down,
+        up.client() as http,
+    ):
+
+        def links() -> dict[str, str | None]:
+            return {r["id"]: r["redis"] for r in http.get("/v1/cluster").json()["replicas"]}
+
+        want = {up.state.replica_id: "up", down.state.replica_id: "down: ConnectionError"}
+        poll_until(lambda: links() == want, time.monotonic() + 5, "both links in /v1/cluster")
+        link = http.get("/v1/cluster").json()["redis"]
+        assert link["status"] == "up" and link["url"].startswith("redis://127.0.0.1")
