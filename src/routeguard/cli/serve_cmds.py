@@ -53,7 +53,7 @@ def serve(
     db: DbOpt = None,
     redis: Annotated[
         str | None,
-        typer.Option("--redis", help="PLANNED: shared state for replicas (one replica per store now)"),
+        typer.Option("--redis", help="PLANNED: fleet-wide health (governance is shared through --db already)"),
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
@@ -95,8 +95,8 @@ def serve(
         raise typer.Exit(2) from exc
     if redis:
         err_console.print(
-            "[yellow]warning[/]: --redis is planned, not implemented yet: state is kept in this process; "
-            "run one replica per store"
+            "[yellow]warning[/]: --redis is planned, not implemented yet: each replica judges health from its "
+            "own traffic (publications and safe mode are shared through the store); the link shows in /v1/cluster"
         )
     settings = Settings(
         db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
