@@ -119,7 +119,8 @@ def serve(
     err_console.print(
         f"routeguard: serving {'version ' + str(version) if version is not None else 'no published version'} "
         f"on {scheme}://{host}:{port} (store {escape(_shown(settings.db_url))}, "
-        f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'})"
+        f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'}, "
+        f"replica {escape(state.replica_id)})"
     )
     _print_hint(state, f"{scheme}://{host}:{port}")
     gc.collect()
