@@ -24,6 +24,8 @@ TABLES = {
     "human_queue",
     "safe_mode",
     "health_state",
+    "governance",
+    "fleet_replicas",
     "alembic_version",
 }
 

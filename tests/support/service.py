@@ -136,6 +136,7 @@ def run_service(
     auth_file: Path | None = None,
     tick_s: float = 0.2,
     legacy_env: bool = False,
+    redis_url: str | None = None,
 ) -> Iterator[Service]:
     """The app in a uvicorn thread; the clock is a ManualClock."""
     clock = ManualClock()
@@ -148,6 +149,7 @@ def run_service(
         tick_s=tick_s,
         clock=clock,
         legacy_env=legacy_env,
+        redis_url=redis_url,
     )
     state = ServiceState.open(settings)
     app = create_app(settings, state=state)

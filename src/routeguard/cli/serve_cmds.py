@@ -53,7 +53,7 @@ def serve(
     db: DbOpt = None,
     redis: Annotated[
         str | None,
-        typer.Option("--redis", help="PLANNED: shared state for replicas (one replica per store now)"),
+        typer.Option("--redis", help="PLANNED: fleet-wide health (governance is shared through --db already)"),
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
@@ -62,6 +62,14 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request")] = False,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            "--replica-id",
+            envvar="ROUTEGUARD_REPLICA_ID",
+            help="this replica's id in GET /v1/cluster (default: host-pid-random)",
+        ),
+    ] = None,
     event_log_level: Annotated[
         str,
         typer.Option(
@@ -87,11 +95,12 @@ def serve(
         raise typer.Exit(2) from exc
     if redis:
         err_console.print(
-            "[yellow]warning[/]: --redis is planned, not implemented yet: state is kept in this process; "
-            "run one replica per store"
+            "[yellow]warning[/]: --redis is planned, not implemented yet: each replica judges health from its "
+            "own traffic (publications and safe mode are shared through the store); the link shows in /v1/cluster"
         )
     settings = Settings(
-        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis
+        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
+        replica_id=replica_id or None,
     )
     try:
         state = ServiceState.open(settings)
@@ -110,7 +119,8 @@ def serve(
     err_console.print(
         f"routeguard: serving {'version ' + str(version) if version is not None else 'no published version'} "
         f"on {scheme}://{host}:{port} (store {escape(_shown(settings.db_url))}, "
-        f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'})"
+        f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'}, "
+        f"replica {escape(state.replica_id)})"
     )
     _print_hint(state, f"{scheme}://{host}:{port}")
     gc.collect()

@@ -2,10 +2,11 @@
 
 - Polls every `poll_interval_s` (0.5 s) and at once on `kick()` (call it after enqueueing), so a message
   reaches a receiver that answers within a second or so (CONTRACT §5: within 5 s).
-- State is the outbox rows only. A message is `claim`ed (its next attempt pushed `lease_s` ahead) before it
-  is sent, so another replica does not send it too; a dispatcher that dies mid-send leaves the claim, and the
-  message is sent again, exactly as recorded, once the lease ends. Delivery is therefore at least once:
-  receivers deduplicate on `audit_seq`.
+- State is the outbox rows only. A message is `claim`ed (leased to this dispatcher's `owner`, a replica id,
+  for `lease_s`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`) before it is sent, so another replica does not
+  send it too, and no dispatcher takes a notifier's messages while one of them is out on a lease; a
+  dispatcher that dies mid-send leaves the claim, and the message is sent again, exactly as recorded, once
+  the lease ends. Delivery is therefore at least once: receivers deduplicate on `audit_seq`.
 - A failure is recorded on the row (`attempts`, `last_error`) and retried after an exponential backoff:
   1 s doubling per failed attempt, capped at 60 s, "equal jitter" (half fixed, half random), for ever.
 - Notifiers work independently: one hanging receiver never delays another's messages. Within one notifier,
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,11 +43,11 @@ Clock = Callable[[], datetime]
 class OutboxPort(Protocol):
     def due(self, now: datetime | None = None, limit: int = 100) -> list[OutboxMessage]: ...
     def claim(self, now: datetime | None = None, limit: int = 100,
-              lease: timedelta = ...) -> list[OutboxMessage]: ...
-    def mark_delivered(self, message_id: int, now: datetime | None = None) -> None: ...
+              lease: timedelta = ..., *, owner: str | None = None) -> list[OutboxMessage]: ...
+    def mark_delivered(self, message_id: int, now: datetime | None = None, *, owner: str | None = None) -> None: ...
     def mark_failed(self, message_id: int, now: datetime | None, error: str,
-                    next_attempt_at: datetime) -> None: ...
-    def reschedule(self, message_id: int, next_attempt_at: datetime) -> None: ...
+                    next_attempt_at: datetime, *, owner: str | None = None) -> None: ...
+    def reschedule(self, message_id: int, next_attempt_at: datetime, *, owner: str | None = None) -> None: ...
     def oldest_undelivered_age(self, now: datetime | None = None) -> timedelta | None: ...
 
 
@@ -103,8 +105,10 @@ class Dispatcher:
         on_age: Callable[[float], None] | None = None,
         on_attempt: Callable[[str, bool], None] | None = None,
         rng: random.Random | None = None,
+        owner: str | None = None,
     ) -> None:
         self._outbox = store.outbox
+        self.owner = owner or f"dispatcher-{secrets.token_hex(6)}"  # the replica id in a service
         self._notifiers = dict(notifiers)
         self._clock = clock or _utcnow
         self.options = options or DispatchOptions()
@@ -242,12 +246,12 @@ class Dispatcher:
             self._recheck_unknown = False
             known = [i for i, name in self._unknown.items() if name in self._notifiers]
             for message_id in known:
-                await asyncio.to_thread(self._outbox.reschedule, message_id, now)
+                await asyncio.to_thread(self._outbox.reschedule, message_id, now)  # any holder's
                 del self._unknown[message_id]
         if not await asyncio.to_thread(self._outbox.due, now, 1):
             return 0
         lease = timedelta(seconds=self.options.lease_s)
-        messages = await asyncio.to_thread(self._outbox.claim, now, self.options.batch, lease)
+        messages = await asyncio.to_thread(self._outbox.claim, now, self.options.batch, lease, owner=self.owner)
         claimed_at = asyncio.get_running_loop().time()
         groups: dict[str, list[OutboxMessage]] = {}
         for message in messages:
@@ -293,7 +297,9 @@ class Dispatcher:
             error = (f"unknown notifier {message.notifier!r} (configured: {known}); kept undelivered, "
                      f"re-checked every {self.options.unknown_retry_s:g}s")
             retry_at = self._clock() + timedelta(seconds=self.options.unknown_retry_s)
-            await asyncio.to_thread(self._outbox.mark_failed, message.id, self._clock(), error, retry_at)
+            await asyncio.to_thread(
+                self._outbox.mark_failed, message.id, self._clock(), error, retry_at, owner=self.owner
+            )
             self._unknown[message.id] = message.notifier
             log.error("outbox message %s: %s", message.id, error)
             self._attempted(message.notifier, False)
@@ -306,13 +312,14 @@ class Dispatcher:
             delay = backoff_delay(failures, opts.backoff_base_s, opts.backoff_max_s, self._rng)
             now = self._clock()
             await asyncio.to_thread(
-                self._outbox.mark_failed, message.id, now, _describe(exc), now + timedelta(seconds=delay)
+                self._outbox.mark_failed, message.id, now, _describe(exc), now + timedelta(seconds=delay),
+                owner=self.owner,
             )
             log.warning("notification %s to %r failed (attempt %d, next in %.1fs): %s",
                         message.id, message.notifier, failures, delay, _describe(exc))
             self._attempted(message.notifier, False)
             return False
-        await asyncio.to_thread(self._outbox.mark_delivered, message.id, self._clock())
+        await asyncio.to_thread(self._outbox.mark_delivered, message.id, self._clock(), owner=self.owner)
         self._unknown.pop(message.id, None)
         log.info("notification %s delivered to %r (%s)", message.id, message.notifier, message.kind)
         self._attempted(message.notifier, True)
@@ -320,7 +327,7 @@ class Dispatcher:
 
     async def _hand_back(self, messages: list[OutboxMessage], at: datetime) -> None:
         for message in messages:
-            await asyncio.to_thread(self._outbox.reschedule, message.id, at)
+            await asyncio.to_thread(self._outbox.reschedule, message.id, at, owner=self.owner)
 
     @staticmethod
     async def _close(notifiers: list[Notifier]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import routeguard
 from routeguard.service.api import (
     audit,
+    cluster,
     health,
     meta,
     metrics,
@@ -36,7 +38,10 @@ from routeguard.service.state import ServiceState
 
 __all__ = ["create_app"]
 
-_ROUTERS = (route, outcomes, health, routes, models, policies, rollback, safe_mode_api, audit, queue, meta, metrics)
+_ROUTERS: tuple[ModuleType, ...] = (
+    route, outcomes, health, routes, models, policies, rollback, safe_mode_api, audit, queue, meta, metrics
+)
+_ROUTERS += (cluster,)
 _JSON = b"application/json"
 
 

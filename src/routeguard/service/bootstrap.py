@@ -19,6 +19,7 @@ from routeguard.core.checks import check_bundle
 from routeguard.core.findings import BundleError, Finding
 from routeguard.core.table import RoutingTable, compile_bundle
 from routeguard.store.db import Store
+from routeguard.store.errors import StateConflict
 
 __all__ = ["BOOTSTRAP_ACTOR", "BootReport", "StartupError", "bootstrap"]
 
@@ -62,9 +63,12 @@ def bootstrap(store: Store, config: Path | None, now: float, *, legacy_env: bool
                 raise StartupError(
                     1, f"{config}: {len(findings)} finding(s); nothing was published", findings
                 )
-            pv = store.policies.bootstrap(
-                loaded.raw, loaded.content_hash, f"bootstrap from {config.name}", BOOTSTRAP_ACTOR
-            )
+            try:
+                pv = store.policies.bootstrap(
+                    loaded.raw, loaded.content_hash, f"bootstrap from {config.name}", BOOTSTRAP_ACTOR
+                )
+            except StateConflict:  # another replica of the fleet bootstrapped the store first
+                return _published(store, config, report)
             report.bootstrapped = pv.version
             report.notes.append(
                 f"bootstrap: {config} published to all as version {pv.version} ({pv.content_hash})"
@@ -81,6 +85,10 @@ def bootstrap(store: Store, config: Path | None, now: float, *, legacy_env: bool
                 "no published policy version: upload, approve and publish one (routeguard policy upload FILE)"
             )
         return report
+    return _published(store, config, report)
+
+
+def _published(store: Store, config: Path | None, report: BootReport) -> BootReport:
     stable = store.policies.rollout().stable_version()
     if config is None:
         return report

@@ -49,4 +49,7 @@ class Settings:
     legacy_env: bool = True  # allow legacy single-model mode from ROUTEGUARD_MODEL
     outbox_lease_s: float = field(default_factory=default_outbox_lease_s)
     outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
+    replica_id: str | None = None  # `--replica-id` (default: host-pid-random), the heartbeat row's id
+    fleet_poll_s: float = 0.5  # the governance generation poll, the backstop of LISTEN/NOTIFY
+    heartbeat_s: float = 1.0  # how often this replica's row in `GET /v1/cluster` is refreshed
     clock: Callable[[], float] = time.time

@@ -6,7 +6,9 @@
 - safe mode is persisted and restored on start; the human queue of the executor is the store's;
 - a background ticker calls `router.refresh()` every `tick_s` and audits `approval.expiring`;
 - the notification dispatcher drains the store's outbox (kicked after every event that enqueues);
-- metrics (`GET /metrics`), decision logs and spans are fed from router events and executor observers.
+- metrics (`GET /metrics`), decision logs and spans are fed from router events and executor observers;
+- in a fleet (`service.fleet`), changes made by other replicas are reloaded (`reload_governance`) within a
+  second, and a heartbeat row tells `GET /v1/cluster` what this replica serves.
 Always read `state.router` afresh: it is replaced once if legacy mode gives way to a published version
 (the new one is wired exactly like the first, in `_new_router`).
 """
@@ -32,11 +34,14 @@ from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.fleet import FleetSync, default_replica_id, redis_ping
 from routeguard.service.health_keeper import HealthKeeper
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.service.trace_binding import TraceBook
 from routeguard.store.db import Store, open_store
+from routeguard.store.models import SafeModeState
+from routeguard.store.rollout import Rollout
 from routeguard.telemetry import logs, tracing
 from routeguard.telemetry.metrics import RoutingMetrics
 
@@ -69,6 +74,8 @@ class ServiceState:
         self.sink = AuditSink(store, self.notifier_names)
         self.watch = ApprovalWatch(store, settings.approval_warning_s)
         self.metrics = RoutingMetrics()
+        self.replica_id = settings.replica_id or default_replica_id()
+        generation = store.fleet.generation()  # read before the state it stands for: a later change is seen
         self._fallback = report.legacy_table or EMPTY_TABLE
         self._live = self._build()
         send_timeout_s = DispatchOptions().send_timeout_s
@@ -82,6 +89,7 @@ class ServiceState:
             options=options,
             on_age=self.metrics.set_outbox_age,
             on_attempt=self.metrics.observe_notification,
+            owner=self.replica_id,
         )
         self.health_keeper = HealthKeeper(store)
         # audit + outbox first (the outbox row exists before the dispatcher is kicked), then durable health
@@ -93,6 +101,15 @@ class ServiceState:
         self._checks: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
+        self.fleet = FleetSync(
+            self,
+            self.replica_id,
+            generation,
+            poll_s=settings.fleet_poll_s,
+            heartbeat_s=settings.heartbeat_s,
+            address=f"{settings.host}:{settings.port}",
+            redis_probe=redis_ping(settings.redis_url) if settings.redis_url else None,
+        )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -167,18 +184,19 @@ class ServiceState:
 
         return self.cache.get(version, content)
 
-    def _build(self) -> LiveTables:
-        return LiveTables.build(self.store.policies.rollout(), self._table_of, self._fallback)
+    def _build(self, rollout: Rollout | None = None) -> LiveTables:
+        rollout = rollout if rollout is not None else self.store.policies.rollout()
+        return LiveTables.build(rollout, self._table_of, self._fallback)
 
     # ------------------------------------------------------------------ serving
     @property
     def live(self) -> LiveTables:
         return self._live
 
-    def apply(self) -> LiveTables:
+    def apply(self, rollout: Rollout | None = None) -> LiveTables:
         """Rebuild the tables from the store's live publications and install them (before answering)."""
         with self.lock:
-            live = self._build()
+            live = self._build(rollout)
             if self.router.legacy and live.rollout.publications:
                 self._retired.append(self.router)  # its pooled connections are closed on stop
                 self.router = self._new_router(live, legacy=False)
@@ -187,6 +205,32 @@ class ServiceState:
             self._live = live
             self.dispatcher.set_notifiers(self._notifiers())  # also kicks: publish records may notify
             return live
+
+    def reload_governance(self) -> bool:
+        """Serve what the store holds now (another replica published, rolled back or switched safe mode);
+        nothing is audited here: the replica that made the change did. Returns whether anything changed."""
+        with self.lock:
+            rollout = self.store.policies.rollout()
+            changed = rollout.publications != self._live.rollout.publications
+            if changed:
+                self.apply(rollout)
+            changed = self._follow_safe_mode(self.store.safe_mode.state()) or changed
+        if changed:
+            self.safe_mode_changed()
+        return changed
+
+    def _follow_safe_mode(self, stored: SafeModeState) -> bool:
+        router, changed = self.router, False
+        current = router.safe_mode
+        switches: list[str | None] = [None] if stored.global_on != current.global_on else []
+        switches += sorted(stored.tenants_on ^ frozenset(current.tenants))
+        for tenant in switches:
+            entry = stored.details.get(tenant)
+            enabled = stored.global_on if tenant is None else tenant in stored.tenants_on
+            reason, by = (entry.reason, entry.by) if entry is not None else ("", "routeguard:fleet")
+            router.set_safe_mode(enabled, tenant=tenant, reason=reason, by=by)
+            changed = True
+        return changed
 
     def notifier_names(self) -> tuple[str, ...]:
         names: dict[str, None] = {}
@@ -240,6 +284,7 @@ class ServiceState:
 
     def start(self) -> None:
         self.dispatcher.start()
+        self.fleet.start()
         tracing.configure_tracing()
         if self._ticker is None and self.settings.tick_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(
@@ -265,6 +310,7 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        await self.fleet.stop()
         await asyncio.to_thread(self.pump.stop)
         await self.dispatcher.stop()
         tracing.shutdown_tracing()

@@ -20,7 +20,7 @@ from routeguard.runtime import STABLE_SCOPE
 from routeguard.store.models import Publication
 from routeguard.store.rollout import Rollout
 
-__all__ = ["EMPTY_TABLE", "LiveTables", "TableCache", "empty_table"]
+__all__ = ["EMPTY_TABLE", "LiveTables", "TableCache", "empty_table", "scope_versions"]
 
 _TENANT_CACHE_MAX = 100_000
 
@@ -112,3 +112,18 @@ class LiveTables:
 def _staged_key(pub: Publication, taken: Mapping[str, RoutingTable]) -> str:
     key = pub.scope.describe()
     return key if key not in taken else f"{key}#{pub.id}"
+
+
+def scope_versions(rollout: Rollout) -> dict[str, int | None]:
+    """The version per scope key that `LiveTables.build` gives this rollout (without compiling anything):
+    what every replica of a fleet should serve. `all` is None when nothing is published for everyone."""
+    stable = rollout.resolve(None)
+    out: dict[str, int | None] = {STABLE_SCOPE: None}
+    for pub in rollout.publications:
+        if stable is not None and pub.id == stable.id:
+            key = STABLE_SCOPE
+        else:
+            key = pub.scope.describe()
+            key = key if key not in out else f"{key}#{pub.id}"
+        out[key] = pub.version
+    return out

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from routeguard.store._codec import utc, utcnow
 from routeguard.store.audit import AuditLog
+from routeguard.store.fleet import FleetStore
 from routeguard.store.health_state import HealthStateStore
 from routeguard.store.outbox import Outbox
 from routeguard.store.policies import PolicyStore
@@ -167,6 +168,7 @@ class Store:
         self.safe_mode = SafeModeStore(db)
         self.events = RouteLog(db)
         self.health = HealthStateStore(db)
+        self.fleet = FleetStore(db)
 
     @property
     def engine(self) -> Engine:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from routeguard.store._codec import normalize_json, utc, utcnow
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ERROR_CHARS", "Outbox", "enqueue"]
 
 MAX_ERROR_CHARS = 2000
+# Any 64-bit constant: serialises claims across the replicas of one PostgreSQL database (a claim is one short
+# query), so a replica never takes a notifier's later messages while another replica holds its earlier ones.
+_PG_CLAIM_LOCK = 0x726F7574626F78
 
 
 def enqueue(
@@ -76,6 +79,13 @@ def _due_stmt(now: datetime, limit: int) -> Any:
     )
 
 
+def _held_by(owner: str | None) -> Any:
+    """Rows `owner` may still hand back: its own, or any when no owner is named."""
+    if owner is None:
+        return OutboxRow.id.is_not(None)
+    return or_(OutboxRow.claimed_by == owner, OutboxRow.claimed_by.is_(None))
+
+
 class Outbox:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -99,18 +109,32 @@ class Outbox:
             return [_message(r) for r in rows]
 
     def claim(
-        self, now: datetime | None = None, limit: int = 100, lease: timedelta = timedelta(seconds=30)
+        self,
+        now: datetime | None = None,
+        limit: int = 100,
+        lease: timedelta = timedelta(seconds=30),
+        *,
+        owner: str | None = None,
     ) -> list[OutboxMessage]:
-        """Like `due`, but pushes each message's next attempt `lease` ahead so that another dispatcher
-        (another replica) does not send it too; on PostgreSQL rows locked by another claim are skipped."""
+        """Like `due`, but leases each message to `owner` for `lease` (its next attempt is pushed as far) so
+        that no other dispatcher (replica) sends it too; a lease that ends undelivered is taken over. Rows
+        locked by another claim are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and a notifier with a
+        message on a live lease is left alone until it is delivered or handed back, so one dispatcher at a time
+        sends to a notifier and its messages keep their order."""
         at = self._db.now(now)
         with self._db.transaction() as session:
-            stmt = _due_stmt(at, limit).with_for_update(skip_locked=True)
+            if self._db.dialect == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+            # a notifier with a message out on a live lease (any replica's, this one's too) waits for it
+            held = select(OutboxRow.notifier).where(OutboxRow.delivered_at.is_(None), OutboxRow.lease_until > at)
+            stmt = _due_stmt(at, limit).where(OutboxRow.notifier.not_in(held)).with_for_update(skip_locked=True)
             rows = session.execute(stmt).scalars().all()
-            out = [_message(r) for r in rows]
             for row in rows:
                 row.next_attempt_at = at + lease
-            return out
+                row.lease_until = at + lease
+                row.claimed_by = owner
+            session.flush()
+            return [_message(r) for r in rows]
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._db.read() as session:
@@ -119,8 +143,8 @@ class Outbox:
                 raise UnknownEntry(f"no outbox message {message_id}")
             return _message(row)
 
-    def mark_delivered(self, message_id: int, now: datetime | None = None) -> None:
-        """Idempotent: a message delivered twice keeps its first delivery time."""
+    def mark_delivered(self, message_id: int, now: datetime | None = None, *, owner: str | None = None) -> None:
+        """Idempotent: a message delivered twice keeps its first delivery time (and its deliverer)."""
         with self._db.transaction() as session:
             row = session.get(OutboxRow, message_id, with_for_update=True)
             if row is None:
@@ -129,33 +153,43 @@ class Outbox:
                 row.attempts += 1
                 row.delivered_at = self._db.now(now)
                 row.last_error = None
+                row.lease_until = None
+                if owner is not None:
+                    row.claimed_by = owner
 
     def mark_failed(
-        self, message_id: int, now: datetime | None, error: str, next_attempt_at: datetime
+        self,
+        message_id: int,
+        now: datetime | None,
+        error: str,
+        next_attempt_at: datetime,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Count a failed attempt and schedule the next one (ignored once delivered). `now` is accepted for a
-        uniform signature; the schedule is `next_attempt_at`."""
+        """Count a failed attempt and schedule the next one (ignored once delivered, or when `owner` no longer
+        holds it). `now` is accepted for a uniform signature; the schedule is `next_attempt_at`."""
         with self._db.transaction() as session:
             result = session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == message_id, OutboxRow.delivered_at.is_(None))
+                .where(OutboxRow.id == message_id, OutboxRow.delivered_at.is_(None), _held_by(owner))
                 .values(
                     attempts=OutboxRow.attempts + 1,
                     last_error=error[:MAX_ERROR_CHARS],
                     next_attempt_at=utc(next_attempt_at),
+                    lease_until=None,
                 )
             )
             if result.rowcount == 0 and session.get(OutboxRow, message_id) is None:  # type: ignore[attr-defined]
                 raise UnknownEntry(f"no outbox message {message_id}")
 
-    def reschedule(self, message_id: int, next_attempt_at: datetime) -> None:
+    def reschedule(self, message_id: int, next_attempt_at: datetime, *, owner: str | None = None) -> None:
         """Move an undelivered message's next attempt without counting an attempt: a dispatcher hands back
-        a claimed message it did not try (shutting down, or running past its lease)."""
+        a claimed message it did not try (shutting down, or running past its lease); it is no longer leased."""
         with self._db.transaction() as session:
             session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == message_id, OutboxRow.delivered_at.is_(None))
-                .values(next_attempt_at=utc(next_attempt_at))
+                .where(OutboxRow.id == message_id, OutboxRow.delivered_at.is_(None), _held_by(owner))
+                .values(next_attempt_at=utc(next_attempt_at), lease_until=None)
             )
 
     def oldest_undelivered_age(self, now: datetime | None = None) -> timedelta | None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from routeguard.store import _publications as ops
-from routeguard.store import audit
+from routeguard.store import audit, fleet
 from routeguard.store._codec import normalize_json, rfc3339
 from routeguard.store.errors import FourEyesViolation, StateConflict
 from routeguard.store.models import (
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["BOOTSTRAP_APPROVER", "PolicyStore"]
 
 BOOTSTRAP_APPROVER = "routeguard:bootstrap"
+# records of a change to what serves (or to what `GET /v1/policies` lists): each bumps the fleet's generation
+_GOVERNANCE_KINDS = frozenset(
+    {"policy.created", "policy.approved", "policy.published", "policy.rolled_back",
+     "policy.tenant_rolled_back", "policy.bootstrap"}
+)
 
 
 class PolicyStore:
@@ -52,6 +57,8 @@ class PolicyStore:
         notifiers: Sequence[str] = (),
     ) -> AuditRecord:
         record = audit.append(session, kind, actor, payload, None, scope, now=at)
+        if kind in _GOVERNANCE_KINDS:
+            fleet.bump(session, at)  # other replicas reload (NOTIFY at commit on PostgreSQL, else their poll)
         if notifiers:
             message = {
                 "event": kind,

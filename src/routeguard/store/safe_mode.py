@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from routeguard.store import audit, route_log
+from routeguard.store import audit, fleet, route_log
 from routeguard.store.models import SafeModeEntry, SafeModeState
 from routeguard.store.tables import SafeModeRow
 
@@ -63,6 +63,7 @@ class SafeModeStore:
             seq = route_log.record_event(
                 session, "safe_mode", payload, None, key, notifiers, actor=by, now=at
             )
+            fleet.bump(session, at)  # every replica applies it within a second
             session.flush()
             return _entry(row), seq
 

@@ -27,12 +27,14 @@ __all__ = [
     "AuditHeadRow",
     "AuditRow",
     "Base",
+    "GovernanceRow",
     "HealthStateRow",
     "HumanQueueRow",
     "JSONText",
     "OutboxRow",
     "PolicyVersionRow",
     "PublicationRow",
+    "ReplicaRow",
     "SafeModeRow",
     "UTCDateTime",
     "metadata",
@@ -158,6 +160,8 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     audit_seq: Mapped[int | None] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the replica holding (or last holding) it
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set while a replica sends it
 
 
 class HumanQueueRow(Base):
@@ -196,3 +200,31 @@ class HealthStateRow(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     payload: Mapped[Any] = mapped_column(JSONText, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class GovernanceRow(Base):
+    """One row (id 1): a counter bumped in the transaction of every governance change (publication,
+    rollback, safe mode), so a replica sees with one cheap read whether it must reload."""
+
+    __tablename__ = "governance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReplicaRow(Base):
+    """One row per `routeguard serve` process on this store, refreshed by its heartbeat."""
+
+    __tablename__ = "fleet_replicas"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    address: Mapped[str | None] = mapped_column(String(300))
+    software: Mapped[str] = mapped_column(String(50), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    serving: Mapped[dict[str, Any]] = mapped_column(JSONText, nullable=False)
+    redis: Mapped[str | None] = mapped_column(String(200))

@@ -38,4 +38,5 @@ def readyz(request: Request) -> JSONResponse:
         "legacy": router.legacy,
         "checks": checks,
     }
+    body["fleet"] = state.fleet.readiness()  # informational: which replica, what it applied, LISTEN or poll
     return JSONResponse(body, 200 if ready else 503)

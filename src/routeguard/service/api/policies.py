@@ -41,14 +41,19 @@ def upload(body: PolicyUpload, request: Request, principal: Principal = AUTHOR) 
 
 
 def list_versions(request: Request, _p: Any = VIEWER) -> dict[str, Any]:
+    """What the store holds, read in step with what this replica serves (see `service.fleet`)."""
     state = get_state(request)
-    rollout = state.store.policies.rollout()
-    versions = [lifecycle.version_view(v, rollout) for v in state.store.policies.list_versions()]
-    return {
-        "versions": versions,
-        "stable_version": rollout.stable_version(),
-        "publications": [p.to_dict() for p in rollout.publications],
-    }
+
+    def read() -> dict[str, Any]:
+        rollout = state.store.policies.rollout()
+        versions = [lifecycle.version_view(v, rollout) for v in state.store.policies.list_versions()]
+        return {
+            "versions": versions,
+            "stable_version": rollout.stable_version(),
+            "publications": [p.to_dict() for p in rollout.publications],
+        }
+
+    return state.fleet.consistent(read)
 
 
 for _path, _internal in (("/v1/policies", False), ("/internal/model-routing/policies", True)):
@@ -85,8 +90,12 @@ for _path, _internal in (("/v1/policies", False), ("/internal/model-routing/poli
 )
 def show(version: int, request: Request, _p: Any = VIEWER) -> dict[str, Any]:
     state = get_state(request)
-    pv = state.store.policies.get_version(version)
-    return lifecycle.version_view(pv, state.store.policies.rollout(), with_content=True)
+
+    def read() -> dict[str, Any]:
+        pv = state.store.policies.get_version(version)
+        return lifecycle.version_view(pv, state.store.policies.rollout(), with_content=True)
+
+    return state.fleet.consistent(read)
 
 
 @router.post(

@@ -22,7 +22,7 @@ def set_safe_mode(body: SafeModeIn, request: Request, principal: Principal = OPE
 def get_safe_mode(request: Request, _p: Any = OPERATOR) -> dict[str, Any]:
     state = get_state(request)
     state.settle()  # an automatic change queued before this request is in the store
-    return lifecycle.safe_mode_status(state)
+    return state.fleet.consistent(lambda: lifecycle.safe_mode_status(state))
 
 
 for _path, _internal in (("/v1/safe-mode", False), ("/internal/model-routing/safe-mode", True)):

@@ -1,7 +1,7 @@
 """durable health: signals, ejections and the serving model per policy and scope
 
-Revision ID: r0002
-Revises: r0001
+Revision ID: r0003_health_state
+Revises: r0002_fleet
 Create Date: 2026-12-05
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "r0002"
-down_revision: str | None = "r0001"
+revision = "r0003_health_state"
+down_revision: str | None = "r0002_fleet"
 branch_labels: str | None = None
 depends_on: str | None = None
 
