@@ -72,6 +72,12 @@ class AuditSink:
                 )
             return
         payload = {k: v for k, v in body.items() if k not in ("kind", "ts")}
+        if isinstance(event, RouteChanged) and event.policy_version is not None:
+            self._store.events.record_route_change(
+                payload, event.policy, event.scope, event.policy_version, event.from_model, event.to_model,
+                event.notify, now=_ts(event.at),
+            )  # once per fleet: a replica that finds it logged already writes nothing
+            return
         notify: tuple[str, ...] = ()
         if isinstance(event, RouteChanged | TerminalEngaged):
             notify = event.notify

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from routeguard.store import audit
 from routeguard.store._codec import rfc3339
 from routeguard.store.outbox import enqueue
+from routeguard.store.tables import RouteServingRow
 
 if TYPE_CHECKING:
     from routeguard.store.db import Database
@@ -70,3 +71,31 @@ class RouteLog:
             return record_event(
                 session, kind, payload, policy, scope, notifiers, actor=actor, now=self._db.now(now)
             )
+
+    def record_route_change(
+        self,
+        payload: Mapping[str, Any],
+        policy: str,
+        scope: str,
+        version: int,
+        from_model: str | None,
+        to_model: str | None,
+        notifiers: Sequence[str] = (),
+        *,
+        now: datetime | None = None,
+    ) -> int | None:
+        """A `route.changed` record, once per fleet: a compare-and-set on (policy, scope, version) — the replica
+        that moves the logged model from ``from_model`` to ``to_model`` writes the record and its outbox messages
+        in the same transaction; a replica that finds ``to_model`` already logged writes nothing (None)."""
+        with self._db.transaction() as session:
+            row = session.get(RouteServingRow, (policy, scope, version), with_for_update=True)
+            if row is not None and row.model == to_model:
+                return None  # another replica logged this transition
+            when = self._db.now(now)
+            seq = record_event(session, "route.changed", payload, policy, scope, notifiers, now=when)
+            if row is None:
+                session.add(RouteServingRow(policy=policy, scope=scope, version=version, model=to_model,
+                                            audit_seq=seq, changed_at=when))
+            else:
+                row.model, row.audit_seq, row.changed_at = to_model, seq, when
+            return seq

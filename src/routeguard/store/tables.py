@@ -35,6 +35,7 @@ __all__ = [
     "PolicyVersionRow",
     "PublicationRow",
     "ReplicaRow",
+    "RouteServingRow",
     "SafeModeRow",
     "UTCDateTime",
     "metadata",
@@ -228,3 +229,17 @@ class ReplicaRow(Base):
     generation: Mapped[int] = mapped_column(Integer, nullable=False)
     serving: Mapped[dict[str, Any]] = mapped_column(JSONText, nullable=False)
     redis: Mapped[str | None] = mapped_column(String(200))
+
+
+class RouteServingRow(Base):
+    """The serving model per (policy, scope, version) as the fleet last logged it: the compare-and-set that
+    makes each routing change recorded and notified once, whichever replica saw it first."""
+
+    __tablename__ = "route_serving"
+
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model: Mapped[str | None] = mapped_column(String(200))
+    audit_seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -1,4 +1,5 @@
-"""durable health: signals, ejections and the serving model per policy and scope
+"""durable health (signals, ejections, serving routes) and the fleet's logged serving model per policy, scope and
+version (the compare-and-set behind "each routing change logged once per fleet")
 
 Revision ID: r0003_health_state
 Revises: r0002_fleet
@@ -23,7 +24,17 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "route_serving",
+        sa.Column("policy", sa.String(200), primary_key=True),
+        sa.Column("scope", sa.String(300), primary_key=True),
+        sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("model", sa.String(200)),
+        sa.Column("audit_seq", sa.Integer(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("route_serving")
     op.drop_table("health_state")
