@@ -21,6 +21,7 @@ from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
+from routeguard.core.health_view import HealthState
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
@@ -236,9 +237,14 @@ class Router(HealthControls):
             )
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
-            # transition, else at most once a second — not on every outcome)
+            # transition, else at most once a second — not on every outcome). A good outcome of a healthy
+            # pair cannot move it (it is neither slow nor poorly scored): it is judged lazily, when asked.
+            tracker = self._tracker
+            healthy = HealthState.HEALTHY
             for policy, config in self._users.get(out.model, ()):
-                self._tracker.model_health(policy, config, out.model, now)
+                if out.ok and tracker.peek_state(policy, out.model) is healthy and _harmless(out, config):
+                    continue
+                tracker.model_health(policy, config, out.model, now)
             events = self._refresh(now)
         self._emit_all(events)
         if fallback is not None:
@@ -370,3 +376,10 @@ class Router(HealthControls):
     async def aclose(self) -> None:
         if self._executor is not None:
             await self._executor.aclose()
+
+
+def _harmless(out: Outcome, config: HealthConfig) -> bool:
+    """A successful outcome that no threshold of ``config`` can turn against a healthy model."""
+    if config.p95_latency_s is not None and (out.latency_ms is None or out.latency_ms >= config.p95_latency_s * 1000):
+        return False
+    return config.quality_min is None or out.quality is None or out.quality >= config.quality_min
