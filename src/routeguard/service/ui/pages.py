@@ -132,7 +132,9 @@ def policy_version(request: Request, version: int, compare: int | None = None) -
         pv = store.get_version(version)
     except UnknownVersion as exc:
         raise PageError(str(exc), 404) from exc
-    numbers = [v.version for v in store.list_versions()]
+    listed = store.list_versions()
+    numbers = [v.version for v in listed]
+    later_live = any(v.version > version and v.live for v in listed)
     older = [n for n in numbers if n < version]
     base = compare if compare in numbers else (older[-1] if older else None)
     other = store.get_version(base).content if base is not None else None
@@ -152,6 +154,7 @@ def policy_version(request: Request, version: int, compare: int | None = None) -
         stable=store.rollout().stable_version(),
         may_approve=session.can("approver") and me != pv.author and me not in approved_by,
         own=me == pv.author,
+        may_roll_back=session.can("operator") and pv.status.value != "draft" and later_live,
         content=data.pretty(pv.content),
     )
 

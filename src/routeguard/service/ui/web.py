@@ -59,6 +59,7 @@ _env = Environment(
 _env.filters["pct"] = lambda v: "–" if v is None else f"{float(v):.0%}"
 _env.filters["ms"] = lambda v: "–" if v is None else f"{float(v) * 1000:.0f} ms"
 _env.filters["secs"] = lambda v: "–" if v is None else f"{float(v):.0f} s"
+_env.filters["label"] = lambda key: str(key).removesuffix("_s").replace("_", " ")
 
 
 class LoginRequired(Exception):

@@ -1,0 +1,149 @@
+"""The console over plain HTTP (no browser): sessions, cookies, CSRF, redirects, roles, four-eyes by name in
+development mode, secrets never rendered, and the security headers of every page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.console import SECRET_HOOK, TOKENS, console_bundle
+from support.service import Service, run_service, write_bundle
+
+PAGES = ("/ui", "/ui/live/overview", "/ui/timeline", "/ui/policies", "/ui/policies/1", "/ui/queue",
+         "/ui/reviews", "/ui/models/triage-v3", "/ui/live/models/triage-v3")
+
+
+def _secret_bundle() -> dict[str, object]:
+    raw = console_bundle("http://127.0.0.1:9/v1")
+    raw["notifiers"]["chat"] = {"type": "slack", "url": "https://hooks.slack.com/services/T01/B02/slack-secret-xyz"}
+    raw["policies"]["triage-agent"]["notify"] = ["governance", "chat"]
+    return raw
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("console-dev")
+    config = write_bundle(tmp / "bundle.yaml", _secret_bundle())
+    with run_service(f"sqlite:///{tmp / 'store.db'}", config=config) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("console-tokens")
+    auth = tmp / "auth.yaml"
+    auth.write_text(
+        "".join(f"- {{name: {n}, token: {t}, roles: [{', '.join(r)}]}}\n" for n, (t, r) in TOKENS.items()),
+        encoding="utf-8",
+    )
+    config = write_bundle(tmp / "bundle.yaml", console_bundle("http://127.0.0.1:9/v1"))
+    with run_service(f"sqlite:///{tmp / 'store.db'}", config=config, auth_file=auth) as svc:
+        yield svc
+
+
+def _login_form(client: httpx.Client, next_: str = "/ui") -> str:
+    r = client.get("/ui/login", params={"next": next_})
+    assert r.status_code == 200
+    return re.search(r'name="login_csrf" value="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+
+
+def login(svc: Service, *, name: str = "", token: str = "", next_: str = "/ui") -> httpx.Client:
+    client = httpx.Client(base_url=svc.url, follow_redirects=False, timeout=30)
+    r = client.post("/ui/login", data={"login_csrf": _login_form(client, next_), "name": name, "token": token,
+                                       "next": next_})
+    assert r.status_code == 303, r.text
+    return client
+
+
+def csrf_of(client: httpx.Client) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/ui").text).group(1)  # type: ignore[union-attr]
+
+
+def test_without_a_session_pages_send_to_the_login_form(dev: Service) -> None:
+    with httpx.Client(base_url=dev.url, follow_redirects=False) as client:
+        r = client.get("/ui/policies")
+        assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/policies"
+        live = client.get("/ui/live/overview", headers={"hx-request": "true"})
+        assert live.status_code == 401 and live.headers["hx-redirect"].startswith("/ui/login")
+        assert client.post("/ui/safe-mode", data={"enabled": "true"}).status_code == 403
+
+
+def test_dev_login_by_name_sets_a_strict_httponly_cookie_and_audits_the_name(dev: Service) -> None:
+    client = httpx.Client(base_url=dev.url, follow_redirects=False, timeout=30)
+    answer = client.post("/ui/login", data={"login_csrf": _login_form(client), "name": "dora"})
+    assert answer.status_code == 303
+    session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("rg_session=")).lower()
+    assert "httponly" in session and "samesite=strict" in session and "path=/ui" in session
+    for path in PAGES:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    r2 = client.post("/ui/safe-mode", data={"csrf": csrf_of(client), "enabled": "true", "reason": "drill"})
+    assert r2.status_code == 303
+    state = dev.client().get("/v1/safe-mode").json()
+    assert state["enabled"] is True and state["global"]["by"] == "dora"
+    client.post("/ui/safe-mode", data={"csrf": csrf_of(client), "enabled": "false"})
+    assert dev.client().get("/v1/safe-mode").json()["enabled"] is False
+
+
+def test_four_eyes_holds_by_name_in_dev_mode(dev: Service, tmp_path: Path) -> None:
+    alice = login(dev, name="alice")
+    raw = _secret_bundle()
+    raw["policies"]["triage-agent"]["timeout"] = "25s"
+    config = write_bundle(tmp_path / "b.yaml", raw)
+    up = alice.post("/ui/policies", data={"csrf": csrf_of(alice), "config": config.read_text(), "label": "x"})
+    assert up.status_code == 303, up.text
+    version = max(v["version"] for v in dev.client().get("/v1/policies").json()["versions"])
+    page = alice.get(f"/ui/policies/{version}").text
+    assert "Approve version" not in page and "another principal must approve it" in page
+    own = alice.post(f"/ui/policies/{version}/approve", data={"csrf": csrf_of(alice)})
+    assert own.status_code == 403 and "approve" in own.text.lower()
+    bob = login(dev, name="bob")
+    assert bob.post(f"/ui/policies/{version}/approve", data={"csrf": csrf_of(bob)}).status_code == 303
+    approvals = dev.client().get(f"/v1/policies/{version}").json()["approvals"]
+    assert [a["approver"] for a in approvals] == ["bob"]
+
+
+def test_no_secret_is_ever_rendered(dev: Service) -> None:
+    client = login(dev, name="sam")
+    seen = "".join(client.get(p).text for p in PAGES)
+    for secret in ("hook-secret-path-xyz", "query-secret", "slack-secret-xyz", "T0001/B0002", SECRET_HOOK):
+        assert secret not in seen
+    assert "hooks.slack.com" in client.get("/ui/policies/1").text  # the host stays visible
+
+
+def test_logout_ends_the_session(dev: Service) -> None:
+    client = login(dev, name="lou")
+    old = dict(client.cookies)
+    r = client.post("/ui/logout", data={"csrf": csrf_of(client)})
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+    with httpx.Client(base_url=dev.url, cookies=old, follow_redirects=False) as stale:
+        assert stale.get("/ui").status_code == 303  # the old cookie no longer opens anything
+
+
+def test_login_refusals_and_no_open_redirect(tokens: Service) -> None:
+    with httpx.Client(base_url=tokens.url, follow_redirects=False) as client:
+        csrf = _login_form(client)
+        bad = client.post("/ui/login", data={"login_csrf": csrf, "token": "not-a-token-at-all"})
+        assert bad.status_code == 401 and "unknown token" in bad.text
+        wrong_form = client.post("/ui/login", data={"login_csrf": "forged", "token": TOKENS["victor"][0]})
+        assert wrong_form.status_code == 403
+        router_only = client.post("/ui/login", data={"login_csrf": _login_form(client), "token": TOKENS["rita"][0]})
+        assert router_only.status_code == 403 and "viewer" in router_only.text
+        evil = client.post("/ui/login", data={"login_csrf": _login_form(client), "token": TOKENS["victor"][0],
+                                              "next": "//evil.example/ui"})
+        assert evil.status_code == 303 and evil.headers["location"] == "/ui"
+        assert TOKENS["victor"][0] not in evil.headers.get("set-cookie", "")
+
+
+def test_static_assets_are_vendored_and_served_without_login(dev: Service) -> None:
+    r = httpx.get(dev.url + "/ui/static/htmx.min.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.text.startswith("/*! htmx 2.") and "license" in r.text[:200].lower()
+    assert httpx.get(dev.url + "/ui/static/..%2Fpages.py").status_code == 404
+    assert httpx.get(dev.url + "/ui/static/nothing.js").status_code == 404
