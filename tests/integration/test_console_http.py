@@ -4,6 +4,7 @@ development mode, secrets never rendered, and the security headers of every page
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +108,18 @@ def test_four_eyes_holds_by_name_in_dev_mode(dev: Service, tmp_path: Path) -> No
     assert bob.post(f"/ui/policies/{version}/approve", data={"csrf": csrf_of(bob)}).status_code == 303
     approvals = dev.client().get(f"/v1/policies/{version}").json()["approvals"]
     assert [a["approver"] for a in approvals] == ["bob"]
+
+
+def test_health_history_is_sampled_while_nobody_watches(dev: Service) -> None:
+    client = login(dev, name="hana")
+
+    def samples() -> int:
+        page = client.get("/ui/models/triage-v2").text
+        return int(re.search(r"error rate over the last (\d+) samples", page).group(1))  # type: ignore[union-attr]
+
+    before = samples()
+    time.sleep(2.5)  # no page is read meanwhile; a page read adds at most one sample itself
+    assert samples() - before >= 2  # without the sampler: exactly 1
 
 
 def test_no_secret_is_ever_rendered(dev: Service) -> None:

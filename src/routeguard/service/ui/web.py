@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from routeguard.service.ui.history import HealthHistory
+from routeguard.service.ui.sampler import history_for
 from routeguard.service.ui.sessions import Session, current
 
 __all__ = [
@@ -100,12 +101,7 @@ _lock = threading.Lock()
 
 
 def history_of(request: Request) -> HealthHistory:
-    with _lock:
-        history: HealthHistory | None = getattr(request.app.state, "ui_history", None)
-        if history is None:
-            history = HealthHistory()
-            request.app.state.ui_history = history
-        return history
+    return history_for(request.app)
 
 
 def holder_of(request: Request) -> dict[str, Any]:
