@@ -75,7 +75,9 @@ def test_an_operator_engages_safe_mode_from_the_page(console: Any, svc: Service)
     page = olga.page
     expect(page.locator("#safe-mode-banner")).to_contain_text("off")
     page.get_by_label("Reason").fill("suspected data leak at a provider")
-    page.get_by_role("button", name="Engage safe mode").click()
+    page.keyboard.press("Tab")  # by keyboard: the next stop after the reason is the engage button
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Engage safe mode"
+    page.keyboard.press("Enter")
     expect(page.locator("#safe-mode-banner")).to_contain_text("ON")
     expect(page.get_by_role("status")).to_contain_text("Safe mode engaged globally")
     olga.shot("overview-safe-mode")
@@ -138,6 +140,14 @@ def test_author_uploads_another_approves_and_publishes_to_a_tenant(
         assert records[-1]["actor"] == "bob"
     page.goto("/ui")
     expect(_serving(page, "triage-agent", "tenants:acme")).to_be_visible()
+
+    olga: Console = console("olga")  # an operator ends acme's staged publication from the page
+    olga.page.goto("/ui/policies")
+    olga.page.get_by_label("Tenant").fill("acme")
+    olga.page.get_by_role("button", name="Return tenant to stable").click()
+    expect(olga.page.get_by_role("status")).to_contain_text("Tenant acme returned to version 1")
+    with api(svc, "victor") as client:
+        assert client.get(f"/v1/policies/{version}").json()["scopes"] == []
 
 
 def test_a_queue_entry_is_claimed_and_resolved(console: Any, svc: Service) -> None:

@@ -42,4 +42,15 @@ def test_sparkline_follows_the_error_rate_and_remembers_the_worst_state() -> Non
     ys = [float(p.split(",")[1]) for p in spark.points.split()]
     assert len(ys) == 5 and spark.last == 0.0 and spark.worst == "unhealthy"
     assert ys[2] == 2.0 and ys[0] == ys[4] == 22.0  # 100 % at the top, 0 % at the bottom (2 px padding)
+    assert spark.ceiling == 1.0
+
+
+def test_a_small_error_rate_is_drawn_on_a_smaller_scale() -> None:
+    history = HealthHistory(keep=3, min_gap_s=0.0)
+    for i, rate in enumerate([0.0, 0.04, 0.08]):
+        history.observe(float(i), {"m": {"figures": {"error_rate": rate}, "policies": {}}})
+    spark = history.sparkline("m", width=100, height=24)
+    ys = [float(p.split(",")[1]) for p in spark.points.split()]
+    assert spark.ceiling == 0.1 and "scale 0–10%" in spark.label
+    assert ys[0] == 22.0 and abs(ys[2] - 6.0) < 0.01  # 8 % of a 10 % scale: 80 % of the height
     assert history.sparkline("unknown").samples == 0

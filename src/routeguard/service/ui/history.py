@@ -18,6 +18,7 @@ __all__ = ["KEEP", "STATE_RANK", "HealthHistory", "Sample", "Sparkline", "worst_
 
 KEEP = 120
 MIN_GAP_S = 1.0
+CEILINGS = (0.1, 0.25, 0.5, 1.0)
 STATE_RANK = {"healthy": 0, "probing": 1, "degraded": 2, "stale": 2, "unhealthy": 3}
 
 
@@ -40,6 +41,7 @@ class Sparkline:
     worst: str
     samples: int
     label: str
+    ceiling: float
 
 
 def worst_state(policies: Mapping[str, Any]) -> str:
@@ -81,20 +83,26 @@ class HealthHistory:
         with self._lock:
             return list(self._series.get(model, ()))
 
-    def sparkline(self, model: str, width: int = 120, height: int = 28) -> Sparkline:
-        """Error rate over the kept samples (0 at the bottom, 1 at the top), oldest on the left."""
+    def sparkline(self, model: str, width: int = 140, height: int = 30) -> Sparkline:
+        """Error rate over the kept samples, oldest on the left; 0 at the bottom and, at the top, the smallest of
+        10 %, 25 %, 50 % and 100 % that holds every sample (so a small rate is still visible)."""
         samples = self.samples(model)
         if not samples:
-            return Sparkline("", width, height, None, "healthy", 0, "no samples yet")
+            return Sparkline("", width, height, None, "healthy", 0, "no samples yet", 1.0)
+        peak = max(s.error_rate for s in samples)
+        ceiling = next(c for c in CEILINGS if peak <= c or c == CEILINGS[-1])
         step = width / max(1, self._keep - 1)
         offset = width - step * (len(samples) - 1)
         pad = 2
         coords = []
         for i, s in enumerate(samples):
             x = offset + step * i
-            y = pad + (height - 2 * pad) * (1.0 - min(1.0, max(0.0, s.error_rate)))
+            y = pad + (height - 2 * pad) * (1.0 - min(1.0, max(0.0, s.error_rate / ceiling)))
             coords.append(f"{x:.1f},{y:.1f}")
         worst = max((s.state for s in samples), key=lambda st: STATE_RANK.get(st, 1))
         last = samples[-1].error_rate
-        label = f"error rate over the last {len(samples)} samples, now {last:.0%}; worst state {worst}"
-        return Sparkline(" ".join(coords), width, height, last, worst, len(samples), label)
+        label = (
+            f"error rate over the last {len(samples)} samples (scale 0–{ceiling:.0%}), now {last:.0%}; "
+            f"worst state {worst}"
+        )
+        return Sparkline(" ".join(coords), width, height, last, worst, len(samples), label, ceiling)
