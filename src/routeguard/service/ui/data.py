@@ -11,6 +11,7 @@ is unchanged).
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import os
 import socket
@@ -106,42 +107,39 @@ def _this_replica(state: ServiceState) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "id": getattr(state.settings, "replica_id", None) or f"{socket.gethostname()}:{os.getpid()}",
-        "host": f"{state.settings.host}:{state.settings.port}",
+        "address": f"{state.settings.host}:{state.settings.port}",
         "started": _STARTED.isoformat(timespec="seconds"),
         "last_seen": now.isoformat(timespec="seconds"),
-        "lag_s": 0.0,
+        "age_s": 0.0,
+        "status": "ok",
+        "lag": [],
         "version": state.serving_version(),
-        "this": True,
+        "self": True,
     }
 
 
-def _from_cluster(state: ServiceState) -> dict[str, Any] | None:
-    """The fleet from a cluster registry on the state, when the service has one (`cluster_view()`)."""
-    view: Callable[[], dict[str, Any]] | None = getattr(state, "cluster_view", None)
-    if view is None:
-        return None
+def _cluster_function() -> Callable[[ServiceState], dict[str, Any]] | None:
+    """`routeguard.service.cluster.cluster_view` (what `GET /v1/cluster` answers), when the service has it."""
     try:
-        data = view()
-    except Exception:
+        module = importlib.import_module("routeguard.service.cluster")
+    except ImportError:
         return None
-    now = datetime.now(UTC)
-    for replica in data.get("replicas", []):
-        seen = replica.get("last_seen")
-        try:
-            last = datetime.fromisoformat(str(seen).replace("Z", "+00:00"))
-            replica["lag_s"] = max(0.0, (now - last).total_seconds())
-        except ValueError:
-            replica["lag_s"] = None
-    return data
+    view: Callable[[ServiceState], dict[str, Any]] | None = getattr(module, "cluster_view", None)
+    return view
 
 
 def fleet_view(state: ServiceState) -> dict[str, Any]:
-    """Replicas (id, host, started, last_seen, lag, version), the Redis link, and whether this is a fleet."""
-    data = _from_cluster(state)
-    if data is not None:
-        data.setdefault("registry", True)
+    """Replicas (id, address, started, last seen, heartbeat age, status and why it lags, version), the Redis
+    link, and whether the fleet agrees; this replica alone when the service has no fleet registry."""
+    view = _cluster_function()
+    if view is not None:
+        try:
+            data = dict(view(state))
+        except Exception as exc:  # the page still renders; the card says why
+            return {"replicas": [_this_replica(state)], "redis": None, "registry": False, "error": type(exc).__name__}
+        data["registry"] = True
         return data
-    return {"replicas": [_this_replica(state)], "redis": None, "registry": False}
+    return {"replicas": [_this_replica(state)], "redis": None, "registry": False, "agreed": True}
 
 
 def overview(state: ServiceState, history: HealthHistory, holder: dict[str, Any]) -> dict[str, Any]:

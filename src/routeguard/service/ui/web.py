@@ -61,6 +61,7 @@ _env.filters["pct"] = lambda v: "–" if v is None else f"{float(v):.0%}"
 _env.filters["ms"] = lambda v: "–" if v is None else f"{float(v) * 1000:.0f} ms"
 _env.filters["secs"] = lambda v: "–" if v is None else f"{float(v):.0f} s"
 _env.filters["when"] = lambda v: "" if not v else str(v).replace("T", " ").split(".")[0].removesuffix("Z")[:19]
+_env.filters["secs1"] = lambda v: "–" if v is None else f"{float(v):.1f} s"
 _env.filters["label"] = lambda key: str(key).removesuffix("_s").replace("_", " ")
 
 
