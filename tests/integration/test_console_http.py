@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from routeguard.service.ui import data
 from support.console import SECRET_HOOK, TOKENS, console_bundle
 from support.service import Service, run_service, write_bundle
 
@@ -160,3 +161,25 @@ def test_static_assets_are_vendored_and_served_without_login(dev: Service) -> No
     assert r.text.startswith("/*! htmx 2.") and "license" in r.text[:200].lower()
     assert httpx.get(dev.url + "/ui/static/..%2Fpages.py").status_code == 404
     assert httpx.get(dev.url + "/ui/static/nothing.js").status_code == 404
+
+
+def test_the_fleet_card_shows_a_lagging_replica_from_the_cluster_registry(
+    dev: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = {
+        "replicas": [
+            {"id": "a", "address": "10.0.0.1:8080", "last_seen": "2026-01-01T00:00:00Z", "age_s": 0.2,
+             "status": "ok", "lag": [], "version": 3, "self": True},
+            {"id": "b", "address": "10.0.0.2:8080", "last_seen": "2026-01-01T00:00:00Z", "age_s": 4.5,
+             "status": "lagging", "lag": ["scope all: serves 2, the store publishes 3"], "version": 2, "self": False},
+        ],
+        "redis": {"url": "redis://127.0.0.1:6379/0", "status": "up"},
+        "listen": "listening",
+        "agreed": False,
+    }
+    monkeypatch.setattr(data, "_cluster_function", lambda: (lambda _state: fleet))
+    client = login(dev, name="fay")
+    page = client.get("/ui/live/overview").text
+    card = page[page.index('id="fleet-h"'):]
+    assert "lagging" in card and "scope all: serves 2, the store publishes 3" in card and "4.5 s" in card
+    assert 'data-replica="b"' in card and "Redis: up" in card and "no fleet registry" not in card
