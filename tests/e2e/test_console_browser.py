@@ -176,6 +176,11 @@ def test_a_queue_entry_is_claimed_and_resolved(console: Any, svc: Service) -> No
 def test_a_viewer_sees_no_actions_and_forged_posts_are_refused(console: Any, svc: Service) -> None:
     victor: Console = console("victor")
     page = victor.page
+    page.locator("#model-triage-v2").focus()  # keyboard focus inside the live part survives its refreshes
+    page.wait_for_timeout(2500)
+    assert page.evaluate("document.activeElement.id") == "model-triage-v2"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/ui/models/triage-v2$"))
     for path in ("/ui", "/ui/policies", "/ui/policies/1", "/ui/timeline"):
         page.goto(path)
         buttons = [b.strip() for b in page.get_by_role("button").all_inner_texts()]
