@@ -183,3 +183,16 @@ def test_the_fleet_card_shows_a_lagging_replica_from_the_cluster_registry(
     card = page[page.index('id="fleet-h"'):]
     assert "lagging" in card and "scope all: serves 2, the store publishes 3" in card and "4.5 s" in card
     assert 'data-replica="b"' in card and "Redis: up" in card and "no fleet registry" not in card
+
+
+def test_a_review_draft_is_listed_with_what_it_changes(dev: Service) -> None:
+    raw = _secret_bundle()
+    raw["policies"]["triage-agent-intake"]["primary"] = "triage-v3"
+    raw["policies"]["triage-agent-intake"]["fallbacks"] = ["triage-v2"]
+    raw["policies"]["triage-agent-intake"]["description"] = "review r1: task class intake triage-v2 -> triage-v3"
+    up = dev.client(principal="routeguard:review").post("/v1/policies", json={"config": raw, "label": "review-r1"})
+    assert up.status_code == 201, up.text
+    client = login(dev, name="rae")
+    page = client.get("/ui/reviews").text
+    assert f"Version {up.json()['version']}" in page
+    assert "triage-agent-intake: review r1: task class intake triage-v2 -&gt; triage-v3" in page

@@ -207,12 +207,25 @@ def queue_entry(request: Request, entry_id: int) -> Response:
 
 
 # ------------------------------------------------------------------ reviews
+def _review_notes(content: dict[str, Any] | None) -> list[str]:
+    """What a review changed, as its proposal describes it (each changed policy's `description`)."""
+    notes = []
+    for name, policy in sorted(((content or {}).get("policies") or {}).items()):
+        text = policy.get("description") if isinstance(policy, dict) else None
+        if isinstance(text, str) and text.startswith("review"):
+            notes.append(f"{name}: {text}")
+    return notes
+
+
 @router.get("/ui/reviews")
 def reviews(request: Request) -> Response:
     session = session_or_login(request)
     state = get_state(request)
-    drafts = [v for v in reversed(state.store.policies.list_versions()) if (v.label or "").startswith("review")]
-    return page(request, "reviews.html", session, nav="reviews", drafts=drafts)
+    store = state.store.policies
+    drafts = [v for v in reversed(store.list_versions()) if (v.label or "").startswith("review")][:20]
+    proposals = [{"pv": v, "notes": _review_notes(store.get_version(v.version).content)} for v in drafts]
+    stable = store.rollout().stable_version()
+    return page(request, "reviews.html", session, nav="reviews", proposals=proposals, stable=stable)
 
 
 # ------------------------------------------------------------------ one model
