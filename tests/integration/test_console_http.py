@@ -47,6 +47,16 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
 
 
+_OPEN: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def _login_form(client: httpx.Client, next_: str = "/ui") -> str:
     r = client.get("/ui/login", params={"next": next_})
     assert r.status_code == 200
@@ -55,9 +65,16 @@ def _login_form(client: httpx.Client, next_: str = "/ui") -> str:
 
 def login(svc: Service, *, name: str = "", token: str = "", next_: str = "/ui") -> httpx.Client:
     client = httpx.Client(base_url=svc.url, follow_redirects=False, timeout=30)
+    _OPEN.append(client)
     r = client.post("/ui/login", data={"login_csrf": _login_form(client, next_), "name": name, "token": token,
                                        "next": next_})
     assert r.status_code == 303, r.text
+    return client
+
+
+def api(svc: Service, principal: str | None = None) -> httpx.Client:
+    client = svc.client(principal=principal)
+    _OPEN.append(client)
     return client
 
 
@@ -76,6 +93,7 @@ def test_without_a_session_pages_send_to_the_login_form(dev: Service) -> None:
 
 def test_dev_login_by_name_sets_a_strict_httponly_cookie_and_audits_the_name(dev: Service) -> None:
     client = httpx.Client(base_url=dev.url, follow_redirects=False, timeout=30)
+    _OPEN.append(client)
     answer = client.post("/ui/login", data={"login_csrf": _login_form(client), "name": "dora"})
     assert answer.status_code == 303
     session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("rg_session=")).lower()
@@ -87,10 +105,10 @@ def test_dev_login_by_name_sets_a_strict_httponly_cookie_and_audits_the_name(dev
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     r2 = client.post("/ui/safe-mode", data={"csrf": csrf_of(client), "enabled": "true", "reason": "drill"})
     assert r2.status_code == 303
-    state = dev.client().get("/v1/safe-mode").json()
+    state = api(dev).get("/v1/safe-mode").json()
     assert state["enabled"] is True and state["global"]["by"] == "dora"
     client.post("/ui/safe-mode", data={"csrf": csrf_of(client), "enabled": "false"})
-    assert dev.client().get("/v1/safe-mode").json()["enabled"] is False
+    assert api(dev).get("/v1/safe-mode").json()["enabled"] is False
 
 
 def test_four_eyes_holds_by_name_in_dev_mode(dev: Service, tmp_path: Path) -> None:
@@ -100,14 +118,14 @@ def test_four_eyes_holds_by_name_in_dev_mode(dev: Service, tmp_path: Path) -> No
     config = write_bundle(tmp_path / "b.yaml", raw)
     up = alice.post("/ui/policies", data={"csrf": csrf_of(alice), "config": config.read_text(), "label": "x"})
     assert up.status_code == 303, up.text
-    version = max(v["version"] for v in dev.client().get("/v1/policies").json()["versions"])
+    version = max(v["version"] for v in api(dev).get("/v1/policies").json()["versions"])
     page = alice.get(f"/ui/policies/{version}").text
     assert "Approve version" not in page and "another principal must approve it" in page
     own = alice.post(f"/ui/policies/{version}/approve", data={"csrf": csrf_of(alice)})
     assert own.status_code == 403 and "approve" in own.text.lower()
     bob = login(dev, name="bob")
     assert bob.post(f"/ui/policies/{version}/approve", data={"csrf": csrf_of(bob)}).status_code == 303
-    approvals = dev.client().get(f"/v1/policies/{version}").json()["approvals"]
+    approvals = api(dev).get(f"/v1/policies/{version}").json()["approvals"]
     assert [a["approver"] for a in approvals] == ["bob"]
 
 
@@ -190,9 +208,26 @@ def test_a_review_draft_is_listed_with_what_it_changes(dev: Service) -> None:
     raw["policies"]["triage-agent-intake"]["primary"] = "triage-v3"
     raw["policies"]["triage-agent-intake"]["fallbacks"] = ["triage-v2"]
     raw["policies"]["triage-agent-intake"]["description"] = "review r1: task class intake triage-v2 -> triage-v3"
-    up = dev.client(principal="routeguard:review").post("/v1/policies", json={"config": raw, "label": "review-r1"})
+    up = api(dev, "routeguard:review").post("/v1/policies", json={"config": raw, "label": "review-r1"})
     assert up.status_code == 201, up.text
     client = login(dev, name="rae")
     page = client.get("/ui/reviews").text
     assert f"Version {up.json()['version']}" in page
     assert "triage-agent-intake: review r1: task class intake triage-v2 -&gt; triage-v3" in page
+
+
+def test_a_claimed_entry_is_resolved_only_by_its_claimant(dev: Service) -> None:
+    entry = dev.state.store.queue.put("clinical-humans", "triage-agent", "trace-claim", {"agent": "triage-agent"})
+    ann, ben = login(dev, name="ann"), login(dev, name="ben")
+    assert ann.post(f"/ui/queue/{entry}/claim", data={"csrf": csrf_of(ann)}).status_code == 303
+    taken = ben.post(f"/ui/queue/{entry}/claim", data={"csrf": csrf_of(ben)})
+    assert taken.status_code == 409 and "already claimed by ann" in taken.text
+    refused = ben.post(f"/ui/queue/{entry}/resolve", data={"csrf": csrf_of(ben), "resolution": "mine"})
+    assert refused.status_code == 409
+    empty = ann.post(f"/ui/queue/{entry}/resolve", data={"csrf": csrf_of(ann), "resolution": " "})
+    assert empty.status_code == 422 and "resolution: required" in empty.text
+    done = ann.post(f"/ui/queue/{entry}/resolve", data={"csrf": csrf_of(ann), "resolution": "called back"})
+    assert done.status_code == 303
+    assert dev.state.store.queue.get(entry).resolved_by == "ann"
+    again = ann.post(f"/ui/queue/{entry}/resolve", data={"csrf": csrf_of(ann), "resolution": "twice"})
+    assert again.status_code == 409

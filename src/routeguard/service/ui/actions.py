@@ -3,18 +3,20 @@ the JSON API, with the session's principal as the actor. Each returns a short me
 raises `ActionError` (status + message) that the page shows in place.
 
 The human queue's claim has no store support yet: it is audited (`queue.claimed`) and read back from the
-audit log. `claim_entry` / `resolve_entry` / `claimant` are the seam to rewire onto the queue API
-(`POST /v1/queue/{id}/claim|resolve`) when the service has it.
+audit log; a store `queue.claim(entry_id, by)` and an entry's `claimed_by` are used instead once they exist.
+`claim_entry` / `resolve_entry` / `claimants` are the seam to rewire onto the queue service behind
+`POST /v1/queue/{id}/claim|resolve`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from routeguard.service import lifecycle
 from routeguard.service.errors import ApiError
 from routeguard.service.state import ServiceState
+from routeguard.service.ui.data import recent_audit
 from routeguard.store.errors import (
     FourEyesViolation,
     InvalidScope,
@@ -24,7 +26,7 @@ from routeguard.store.errors import (
     UnknownEntry,
     UnknownVersion,
 )
-from routeguard.store.models import QueueStatus
+from routeguard.store.models import QueueEntry, QueueStatus
 
 __all__ = [
     "ActionError",
@@ -151,15 +153,18 @@ def rollback(state: ServiceState, by: str, form: Mapping[str, str]) -> str:
 
 
 # ------------------------------------------------------------------ the human queue (the seam)
-def claimants(state: ServiceState) -> dict[int, str]:
-    """Entry id -> who claimed it last (from `queue.claimed` audit records)."""
-    from routeguard.service.ui.data import recent_audit
-
+def claimants(state: ServiceState, entries: Iterable[QueueEntry] = ()) -> dict[int, str]:
+    """Entry id -> who claimed it: the entry's own `claimed_by` when the store keeps one, else the latest
+    `queue.claimed` audit record."""
     out: dict[int, str] = {}
     for record in reversed(recent_audit(state, "queue.claimed", limit=1000)):
         entry = record.payload.get("entry")
         if isinstance(entry, int):
             out[entry] = record.actor
+    for e in entries:
+        holder = getattr(e, "claimed_by", None)
+        if isinstance(holder, str) and holder:
+            out[e.id] = holder
     return out
 
 
@@ -167,10 +172,13 @@ def claim_entry(state: ServiceState, by: str, entry_id: int) -> str:
     entry = _run(state.store.queue.get, entry_id)
     if entry.status is not QueueStatus.PENDING:
         raise ActionError(409, f"entry {entry_id} is already {entry.status.value}")
-    holder = claimants(state).get(entry_id)
+    holder = claimants(state, [entry]).get(entry_id)
     if holder is not None and holder != by:
         raise ActionError(409, f"entry {entry_id} is already claimed by {holder}")
-    if holder is None:
+    store_claim = getattr(state.store.queue, "claim", None)
+    if holder is None and callable(store_claim):  # the store's own claim, once it has one
+        _run(store_claim, entry_id, by)
+    elif holder is None:
         payload = {"entry": entry_id, "queue": entry.queue, "trace_id": entry.trace_id}
         state.store.audit.append("queue.claimed", by, payload, entry.policy)
     return f"Entry {entry_id} claimed by {by}."
@@ -180,7 +188,7 @@ def resolve_entry(state: ServiceState, by: str, entry_id: int, form: Mapping[str
     resolution = _text(form, "resolution", required=True, limit=200)
     note = _text(form, "note", limit=2000) or None
     status = QueueStatus.CANCELLED if form.get("cancel") == "true" else QueueStatus.RESOLVED
-    holder = claimants(state).get(entry_id)
+    holder = claimants(state, [_run(state.store.queue.get, entry_id)]).get(entry_id)
     if holder is not None and holder != by:
         raise ActionError(409, f"entry {entry_id} is claimed by {holder}; only they can resolve it")
     _run(state.store.queue.resolve, entry_id, by, {"resolution": resolution, "note": note}, status)

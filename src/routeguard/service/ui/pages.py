@@ -161,10 +161,11 @@ def policy_version(request: Request, version: int, compare: int | None = None) -
 
 # ------------------------------------------------------------------ the human queue
 def _queue_view(state: ServiceState) -> dict[str, Any]:
+    pending = state.store.queue.list(status=QueueStatus.PENDING, limit=200)
     return {
-        "pending": state.store.queue.list(status=QueueStatus.PENDING, limit=200),
+        "pending": pending,
         "closed": list(reversed(state.store.queue.list(status=QueueStatus.RESOLVED, limit=1000)))[:20],
-        "claimed": claimants(state),
+        "claimed": claimants(state, pending),
     }
 
 
@@ -202,7 +203,7 @@ def queue_entry(request: Request, entry_id: int) -> Response:
         nav="queue",
         entry=entry,
         summary={k: v for k, v in summary.items() if v is not None},
-        claimed_by=claimants(state).get(entry_id),
+        claimed_by=claimants(state, [entry]).get(entry_id),
     )
 
 
