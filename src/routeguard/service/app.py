@@ -62,6 +62,9 @@ class JsonByDefault:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/ui/"):  # the console posts HTML forms
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             headers = scope["headers"]
             ctype = next((v for k, v in headers if k == b"content-type"), None)
