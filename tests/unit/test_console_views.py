@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from routeguard.service.ui.actions import BUSINESS_LINES, ActionError, scope_from_form
 from routeguard.service.ui.history import HealthHistory
 from routeguard.service.ui.redact import MASK, redact, redact_url
 
@@ -54,3 +57,21 @@ def test_a_small_error_rate_is_drawn_on_a_smaller_scale() -> None:
     assert spark.ceiling == 0.1 and "scale 0–10%" in spark.label
     assert ys[0] == 22.0 and abs(ys[2] - 6.0) < 0.01  # 8 % of a 10 % scale: 80 % of the height
     assert history.sparkline("unknown").samples == 0
+
+
+def test_the_scope_picker_reads_every_scope_and_names_a_bad_field() -> None:
+    assert scope_from_form({"scope": "all"}) == {"all": True}
+    assert scope_from_form({"scope": "tenants", "tenants": " acme, beta ,"}) == {"tenants": ["acme", "beta"]}
+    assert scope_from_form({"scope": "percent", "percent": "10"}) == {"percent": 10}
+    for form, field in (
+        ({"scope": "tenants", "tenants": " , "}, "tenants"),
+        ({"scope": "percent", "percent": "0"}, "percent"),
+        ({"scope": "percent", "percent": "1e3"}, "percent"),
+        ({"scope": "everyone"}, "scope"),
+    ):
+        with pytest.raises(ActionError) as caught:
+            scope_from_form(form)
+        assert caught.value.status == 422 and caught.value.message.startswith(field + ":")
+    if BUSINESS_LINES:
+        lines = scope_from_form({"scope": "business_lines", "business_lines": "cardio"})
+        assert lines == {"business_lines": ["cardio"]}

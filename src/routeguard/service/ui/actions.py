@@ -26,9 +26,10 @@ from routeguard.store.errors import (
     UnknownEntry,
     UnknownVersion,
 )
-from routeguard.store.models import QueueEntry, QueueStatus
+from routeguard.store.models import QueueEntry, QueueStatus, ScopeKind
 
 __all__ = [
+    "BUSINESS_LINES",
     "ActionError",
     "approve",
     "claim_entry",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 MAX_TEXT = 500
+BUSINESS_LINES = hasattr(ScopeKind, "BUSINESS_LINES")  # staged rollout by business line, where the store has it
 
 
 class ActionError(Exception):
@@ -127,12 +129,18 @@ def scope_from_form(form: Mapping[str, str]) -> dict[str, Any]:
         if not tenants:
             raise ActionError(422, "tenants: name at least one tenant")
         return {"tenants": tenants}
+    if kind == "business_lines" and BUSINESS_LINES:
+        lines = [t.strip() for t in _text(form, "business_lines", required=True).split(",") if t.strip()]
+        if not lines:
+            raise ActionError(422, "business_lines: name at least one business line")
+        return {"business_lines": lines}
     if kind == "percent":
         percent = _int(form, "percent")
         if not 1 <= percent <= 100:
             raise ActionError(422, "percent: between 1 and 100")
         return {"percent": percent}
-    raise ActionError(422, f"scope: one of all, tenants, percent (got {kind!r})")
+    kinds = "all, tenants, business_lines, percent" if BUSINESS_LINES else "all, tenants, percent"
+    raise ActionError(422, f"scope: one of {kinds} (got {kind!r})")
 
 
 def publish(state: ServiceState, by: str, version: int, form: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from routeguard.core.findings import BundleError
 from routeguard.service.api.deps import get_state
 from routeguard.service.state import ServiceState
 from routeguard.service.ui import data
-from routeguard.service.ui.actions import claimants
+from routeguard.service.ui.actions import BUSINESS_LINES, claimants
 from routeguard.service.ui.redact import redact, redact_url
 from routeguard.service.ui.sessions import LOGIN_COOKIE, new_login_csrf, set_cookie
 from routeguard.service.ui.web import (
@@ -156,6 +156,7 @@ def policy_version(request: Request, version: int, compare: int | None = None) -
         own=me == pv.author,
         may_roll_back=session.can("operator") and pv.status.value != "draft" and later_live,
         content=data.pretty(pv.content),
+        business_lines=BUSINESS_LINES,
     )
 
 
