@@ -75,5 +75,7 @@ def console(browser: Any, svc: Service) -> Iterator[Any]:
         return c
 
     yield open_as
+    errors = [f"{c.name}: {e}" for c in opened for e in c.errors]
     for c in opened:
         c.close()
+    assert not errors, errors  # no CSP violation, no script error, on any page visited

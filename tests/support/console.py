@@ -46,6 +46,10 @@ class Console:
         self.name = name
         self.context = browser.new_context(viewport=VIEWPORT, base_url=svc.url)
         self.page = self.context.new_page()
+        self.errors: list[str] = []  # browser console errors (a CSP violation, a failed script) and page errors
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("response", self._response)
         self.page.set_default_timeout(5000)
         self.page.goto("/ui")
         assert "/ui/login" in self.page.url  # no session: the login form
@@ -53,6 +57,15 @@ class Console:
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_url(re.compile(r".*/ui$"))
         assert name in self.page.locator("header .who").inner_text()
+
+    def _console(self, msg: Any) -> None:
+        # a refused page (403) is logged as a failed load too: statuses are checked by the tests, assets below
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            self.errors.append(msg.text)
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400 and ("/ui/static/" in response.url or "/ui/live/" in response.url):
+            self.errors.append(f"{response.status} {response.url}")
 
     def shot(self, name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
