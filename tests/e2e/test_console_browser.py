@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -96,7 +97,7 @@ def test_an_operator_engages_safe_mode_from_the_page(console: Any, svc: Service)
 
 
 def test_author_uploads_another_approves_and_publishes_to_a_tenant(
-    console: Any, svc: Service, upstream: UpstreamServer
+    console: Any, svc: Service, upstream: UpstreamServer, tmp_path: Path
 ) -> None:
     raw = console_bundle(upstream.base_url)
     raw["policies"]["triage-agent"]["timeout"] = "20s"
@@ -104,7 +105,10 @@ def test_author_uploads_another_approves_and_publishes_to_a_tenant(
     page = alice.page
     page.get_by_role("link", name="Policies").click()
     page.get_by_label("Label").fill("shorter timeout for acme")
-    page.get_by_label("Bundle (YAML or JSON)").fill(yaml.safe_dump(raw, sort_keys=False))
+    bundle_file = tmp_path / "candidate.yaml"
+    bundle_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    page.get_by_label("Load the bundle from a file").set_input_files(str(bundle_file))  # read into the form
+    expect(page.get_by_label("Bundle (YAML or JSON)")).to_have_value(re.compile("timeout: 20s"))
     page.get_by_role("button", name="Upload as draft").click()
     flash = page.get_by_role("status")
     expect(flash).to_contain_text("Stored as version")
