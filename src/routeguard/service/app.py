@@ -35,6 +35,7 @@ from routeguard.service.fastpath import RouteFastPath
 from routeguard.service.proxy import PROXY_PATH, ChatProxy
 from routeguard.service.settings import Settings
 from routeguard.service.state import ServiceState
+from routeguard.service.ui import router as console_router
 
 __all__ = ["create_app"]
 
@@ -66,6 +67,9 @@ class JsonByDefault:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/ui/"):  # the console posts HTML forms
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             headers = scope["headers"]
             ctype = next((v for k, v in headers if k == b"content-type"), None)
@@ -105,6 +109,7 @@ def create_app(
         app.include_router(module.router)
     for extra in routers:
         app.include_router(extra)
+    app.include_router(console_router)  # the operator console at /ui (CONTRACT §9)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404
     app.router.routes.append(Route(PROXY_PATH, RouteguardAPI.proxy, methods=["POST"], include_in_schema=False))
     app.add_middleware(JsonByDefault)
