@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
-PORT ?= 8080
+PORT ?= $(or $(ROUTEGUARD_PORT),8080)
 
 .PHONY: install run test lint bench clean
 

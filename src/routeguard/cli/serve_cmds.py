@@ -57,7 +57,7 @@ def serve(
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+    port: Annotated[int, typer.Option("--port", envvar="ROUTEGUARD_PORT", help="port to listen on")] = 8080,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",

@@ -114,6 +114,16 @@ def build_notifier(config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT
         from routeguard.notify.email import EmailNotifier
 
         return EmailNotifier.from_config(config, timeout_s=timeout_s)
+    if config.type == "log":
+        from routeguard.notify.local import LogNotifier
+
+        return LogNotifier(config.name)
+    if config.type == "file":
+        if not config.path:
+            raise NotifierConfigError(f"notifier {config.name!r} (file) needs a path")
+        from routeguard.notify.local import FileNotifier
+
+        return FileNotifier(config.name, config.path)
     raise NotifierConfigError(f"notifier {config.name!r}: unknown type {config.type!r}")
 
 
