@@ -122,6 +122,13 @@ class PolicyUpload(_In):
     )
     label: str | None = None
     dry_run: bool = False
+    # PowerX's upload fields (CONTRACT §3): `version` is taken as the label, `scope` is publish's default,
+    # `approver` the only principal who may approve the version
+    version: str | int | None = Field(None, description="PowerX: taken as the label")
+    scope: dict[str, Any] | None = Field(
+        None, description="the intended rollout, used by publish when it names none (same shapes as publish)"
+    )
+    approver: str | None = Field(None, description="the principal who must approve this version (403 for others)")
 
 
 class UploadOut(_Out):
@@ -139,10 +146,15 @@ class ScopeIn(_In):
     all: bool | None = None
     tenants: list[str] | None = None
     percent: int | None = Field(None, ge=1, le=100)
+    business_lines: list[str] | None = None
 
 
 class PublishIn(_In):
-    scope: ScopeIn | None = Field(None, description="{all: true} (default), {tenants: [..]} or {percent: p}")
+    scope: ScopeIn | None = Field(
+        None,
+        description="{all: true}, {tenants: [..]}, {business_lines: [..]} or {percent: p}; default: the "
+        "upload's scope, else all",
+    )
     comment: str | None = None
 
 
@@ -175,6 +187,7 @@ class VersionList(_Out):
 
 class RollbackIn(_In):
     version: int | None = Field(None, description="publish this version again where a later one serves")
+    policy_version: int | None = Field(None, description="PowerX's name for `version`")
     tenant: str | None = Field(None, description="end this tenant's staged publication")
     reason: str | None = None
 
