@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from routeguard.cli import bundle_cmds, ops_cmds, serve_cmds
+from routeguard.cli import bundle_cmds, ops_cmds, queue_cmds, serve_cmds
 from routeguard.sim import command as sim_command
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def _root(
 bundle_cmds.register(app)
 serve_cmds.register(app)
 ops_cmds.register(app)
+queue_cmds.register(app)
 sim_command.register(app)
 
 

@@ -223,3 +223,18 @@ class VerifyOut(_Out):
 
 class QueueOut(_Out):
     entries: list[dict[str, Any]]
+
+
+class QueueResolveIn(_In):
+    resolution: str = Field(min_length=1, max_length=200, description="what was done, e.g. answered, escalated")
+    note: str | None = Field(None, max_length=10_000)
+
+
+class QueueEntryOut(_Out):
+    id: int
+    queue: str
+    policy: str | None
+    status: str
+    claimed_by: str | None = None
+    resolved_by: str | None = None
+    resolution: dict[str, Any] | None = None

@@ -44,6 +44,7 @@ class ScopeKind(StrEnum):
 
 class QueueStatus(StrEnum):
     PENDING = "pending"
+    CLAIMED = "claimed"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
 
@@ -270,9 +271,13 @@ class QueueEntry:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     resolution: dict[str, Any] | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "claimed_by": self.claimed_by,
+            "claimed_at": rfc3339(self.claimed_at) if self.claimed_at else None,
             "id": self.id,
             "created_at": rfc3339(self.created_at),
             "queue": self.queue,
