@@ -1,6 +1,9 @@
 """Router events → the durable store: each in one transaction with its outbox messages (CONTRACT §5).
 
-- RouteChanged, TerminalEngaged: audited, and queued to the policy's notifiers;
+- RouteChanged: audited with its expected duration and basis (`service.episodes`), and queued to the policy's
+  notifiers;
+- TerminalEngaged: each request audited (not notified); the terminal episode it starts, and the routing change
+  that ends it, are audited and queued to the policy's notifiers (`terminal.started` / `terminal.ended`);
 - SafeModeChanged: automatic ones are persisted (so a restart keeps them), audited and queued to every
   notifier; manual ones are written by the safe-mode endpoint itself, so they are skipped here;
 - HealthChanged (`health.changed`), CanaryStepped (`canary.step`): audited;
@@ -22,6 +25,7 @@ from routeguard.core.events import (
     SafeModeChanged,
     TerminalEngaged,
 )
+from routeguard.service.episodes import EpisodeBook
 from routeguard.store.db import Store
 from routeguard.telemetry.logs import log_event
 
@@ -43,6 +47,7 @@ class AuditSink:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.failures = 0
+        self.episodes = EpisodeBook()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -73,8 +78,12 @@ class AuditSink:
             return
         payload = {k: v for k, v in body.items() if k not in ("kind", "ts")}
         notify: tuple[str, ...] = ()
-        if isinstance(event, RouteChanged | TerminalEngaged):
+        if isinstance(event, RouteChanged):
             notify = event.notify
+            payload.update(self.episodes.change_estimate(event))
+        if isinstance(event, TerminalEngaged):
+            for record in self.episodes.on_terminal(event):
+                self._episode(record, event.at)
         self._store.events.record_event(
             event.audit_kind,
             payload,
@@ -83,3 +92,11 @@ class AuditSink:
             notify,
             now=_ts(event.at),
         )
+        if isinstance(event, RouteChanged) and (ending := self.episodes.on_change(event)) is not None:
+            self._episode(ending, event.at)
+
+    def _episode(self, record: dict[str, Any], at: float) -> None:
+        notify = tuple(record.pop("notify", ()))
+        when = float(record.pop("at", at))
+        kind = "terminal.started" if record["phase"] == "start" else "terminal.ended"
+        self._store.events.record_event(kind, record, record["policy"], None, notify, now=_ts(when))

@@ -9,6 +9,7 @@ from typing import Any
 
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
+from routeguard.core.durations import parse_duration
 from routeguard.core.findings import BundleError, Finding
 from routeguard.service.errors import ApiError, invalid_bundle
 from routeguard.service.state import ServiceState
@@ -206,10 +207,17 @@ def _policy_notifiers(state: ServiceState, pv: PolicyVersion) -> tuple[str, ...]
 
 
 def set_safe_mode(
-    state: ServiceState, enabled: bool, tenant: str | None, reason: str, by: str
+    state: ServiceState, enabled: bool, tenant: str | None, reason: str, by: str, expected: str | None = None
 ) -> dict[str, Any]:
+    if expected is not None:
+        try:
+            parse_duration(expected)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"expected_duration: {exc}") from exc
     with state.lock:
-        entry, seq = state.store.safe_mode.set(enabled, tenant, reason, by, notifiers=state.notifier_names())
+        entry, seq = state.store.safe_mode.set(
+            enabled, tenant, reason, by, notifiers=state.notifier_names(), expected_duration=expected
+        )
         state.router.set_safe_mode(enabled, tenant=tenant, reason=reason, by=by)
     state.safe_mode_changed()  # the gauge, and the outbox rows just written go out now
     return {**entry.to_dict(), "audit_seq": seq, "state": safe_mode_status(state)}

@@ -202,6 +202,9 @@ class SafeModeIn(_In):
     enabled: bool
     tenant: str | None = None
     reason: str = ""
+    expected_duration: str | None = Field(
+        None, description="how long it is expected to last (an operator's statement, e.g. '30m'); notified"
+    )
 
 
 class SafeModeOut(_Out):

@@ -38,6 +38,7 @@ def put_health(model: str, body: HealthSignalIn, request: Request, _p: Any = ROU
         except ValueError as exc:
             raise ApiError(422, "invalid_request", f"ttl: {exc}") from exc
     router = state.router
+    state.sink.episodes.signals.note(model, body.status, body.source, ttl_s, router.now())  # explains durations
     router.signal(model, body.status, ttl_s=ttl_s, source=body.source)
     return {
         "model": model,
