@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.receivers import WebhookReceiver
 from support.service import Service, bundle, run_service, write_bundle
 
