@@ -72,3 +72,8 @@ def test_the_replay_data_ships_with_its_attribution() -> None:
     readme = (REPO / "data" / "README.md").read_text(encoding="utf-8")
     assert "RouteLLM" in readme and "Apache-2.0" in readme
 
+
+
+def test_every_test_file_the_docs_name_exists() -> None:
+    named = {m for doc in DOCS.glob("*.md") for m in re.findall(r"tests/[\w/]+\.py", doc.read_text(encoding="utf-8"))}
+    assert named and sorted(p for p in named if not (REPO / p).is_file()) == []
