@@ -32,7 +32,9 @@ class LogNotifier:
         self.name = name
 
     async def send(self, payload: Mapping[str, Any]) -> None:
-        log.info("notification %s %s", self.name, _line(payload))
+        # the service's JSON log formatter puts `fields` on the line itself; plain logging shows the JSON text
+        fields = {"notifier": self.name, "notification": dict(payload)}
+        log.info("notification to %s: %s", self.name, _line(payload), extra={"fields": fields})
 
     def __repr__(self) -> str:
         return f"LogNotifier({self.name!r})"
