@@ -7,6 +7,7 @@ rollbacks from its notifier.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from support.receivers import WebhookReceiver
-from support.service import Service, bundle, run_service, write_bundle
+from support.service import Service, bundle, run_cli, run_service, write_bundle
 
 BASE = "/internal/model-routing"
 PLANNER_CONTEXT = {"tenant": "acme", "taskType": "triage", "sla": 2000, "budget": 0.05, "modality": "text",
@@ -132,3 +133,20 @@ def test_business_lines_in_match_and_in_a_staged_rollout(svc: Service, hook: Web
         assert (wholesale["policy_version"], wholesale["model"]) == (1, "triage-v3")
         listed = planner.get("/v1/policies").json()
         assert {"business_lines": ["retail"]} in next(v for v in listed["versions"] if v["version"] == v2)["scopes"]
+
+
+def test_the_cli_uploads_with_an_approver_and_publishes_to_business_lines(
+    svc: Service, hook: WebhookReceiver, tmp_path: Path
+) -> None:
+    raw = _bundle(hook.url, primary="triage-v2", fallbacks=[{"model": "triage-v3"}])
+    path = write_bundle(tmp_path / "v2.yaml", raw)
+    server = ("--server", svc.url, "--json")
+    up = run_cli("policy", "upload", str(path), "--approver", "risk", *server, "--as", "planner")
+    assert up.returncode == 0, up.stderr
+    version = str(json.loads(up.stdout)["version"])
+    assert run_cli("policy", "approve", version, *server, "--as", "mallory").returncode == 1
+    assert run_cli("policy", "approve", version, *server, "--as", "risk").returncode == 0
+    both = run_cli("policy", "publish", version, "--all", "--business-lines", "retail", *server, "--as", "risk")
+    assert both.returncode == 1
+    pub = run_cli("policy", "publish", version, "--business-lines", "retail", *server, "--as", "risk")
+    assert pub.returncode == 0 and json.loads(pub.stdout)["scope"] == {"business_lines": ["retail"]}
