@@ -72,7 +72,11 @@ def serve(
     ] = "info",
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # a library or `cli`-only install
+        err_console.print(escape(f"error: serving needs {exc.name!r}: pip install 'routeguard[server]'"))
+        raise typer.Exit(2) from exc
 
     from routeguard.service.app import create_app
     from routeguard.service.auth import AuthError
