@@ -101,3 +101,22 @@ def test_safe_mode_carries_an_operators_expected_duration(svc: Service, hook: We
     switches = [b for b in bodies if b["event"] == "safe_mode"]
     assert [(s["enabled"], s["expected_duration"], s["expected_duration_basis"]) for s in switches] == [
         (True, "30m", "operator"), (False, None, "unknown")]
+
+
+def test_an_episode_open_across_a_restart_has_one_start_and_one_end(tmp_path: Path, hook: WebhookReceiver) -> None:
+    raw = bundle()
+    for model in raw["models"].values():
+        model["trusted"] = False
+    raw["notifiers"] = {"governance": {"type": "webhook", "url": hook.url}}
+    config, db = write_bundle(tmp_path / "b.yaml", raw), f"sqlite:///{tmp_path / 'r.db'}"
+    with run_service(db, config=config) as first, first.client(principal="ops") as http:
+        http.post("/v1/safe-mode", json={"enabled": True, "reason": "drill"}).raise_for_status()
+        for _ in range(3):
+            assert http.post("/v1/chat/completions", json=CALL).status_code == 503
+    with run_service(db, config=config) as second, second.client(principal="ops") as http:
+        for _ in range(2):
+            assert http.post("/v1/chat/completions", json=CALL).status_code == 503
+        http.post("/v1/safe-mode", json={"enabled": False, "reason": "over"}).raise_for_status()
+        bodies = _wait(hook, lambda b: any(x.get("phase") == "end" and x["policy"] == "triage-agent" for x in b))
+    episodes = [b for b in bodies if b["event"] == "agent.routing.terminal" and b["policy"] == "triage-agent"]
+    assert [(e["phase"], e["requests"]) for e in episodes] == [("start", 1), ("end", 5)]

@@ -13,6 +13,7 @@ Every event is also a structured JSON log line on the `routeguard.events` logger
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,13 +26,14 @@ from routeguard.core.events import (
     SafeModeChanged,
     TerminalEngaged,
 )
-from routeguard.service.episodes import EpisodeBook
+from routeguard.service.episodes import EpisodeBook, restore_episodes
 from routeguard.store.db import Store
 from routeguard.telemetry.logs import log_event
 
 __all__ = ["AUTO_SAFE_MODE_ACTOR", "AuditSink"]
 
 AUTO_SAFE_MODE_ACTOR = "routeguard:auto"
+log = logging.getLogger("routeguard.service")
 
 
 def _ts(at: float) -> datetime:
@@ -48,6 +50,10 @@ class AuditSink:
         self.counts: dict[str, int] = {}
         self.failures = 0
         self.episodes = EpisodeBook()
+        try:
+            restore_episodes(store, self.episodes)
+        except Exception:  # never block a start on it: the worst case is a second start notification
+            log.exception("could not restore open terminal episodes from the audit log")
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -97,6 +103,7 @@ class AuditSink:
 
     def _episode(self, record: dict[str, Any], at: float) -> None:
         notify = tuple(record.pop("notify", ()))
+        record["notifiers"] = list(notify)  # so a restarted service can end the episode it started
         when = float(record.pop("at", at))
         kind = "terminal.started" if record["phase"] == "start" else "terminal.ended"
         self._store.events.record_event(kind, record, record["policy"], None, notify, now=_ts(when))

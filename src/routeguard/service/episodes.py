@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from routeguard.core.durations import format_duration
 from routeguard.core.events import RouteChanged, TerminalEngaged, rfc3339
 
-__all__ = ["Basis", "EpisodeBook", "SignalLedger"]
+if TYPE_CHECKING:
+    from routeguard.store.db import Store
+    from routeguard.store.models import AuditRecord
+
+__all__ = ["Basis", "EpisodeBook", "SignalLedger", "restore_episodes"]
 
 IDLE_S = 600.0
+RESTORE_DAYS = 7
 
 
 class Basis:
@@ -153,6 +159,15 @@ class EpisodeBook:
         )
         return out
 
+    def reopen(self, record: dict[str, Any], requests: int, last_at: float) -> None:
+        """An episode that was open when the service stopped (from its `terminal.started` audit record)."""
+        started = datetime.fromisoformat(str(record["started"]).replace("Z", "+00:00")).timestamp()
+        with self._lock:
+            self._open[str(record["policy"])] = _Episode(
+                str(record["policy"]), str(record.get("action")), record.get("queue"), started,
+                max(started, last_at), max(1, requests), tuple(record.get("notifiers") or ()),
+            )
+
     def open_episodes(self) -> dict[str, int]:
         with self._lock:
             return {p: e.requests for p, e in self._open.items()}
@@ -178,3 +193,27 @@ class EpisodeBook:
             "expected_duration_basis": Basis.UNKNOWN,
             "at": at,
         }
+
+
+def _records(store: Store, kind: str, policy: str | None = None, after: int | None = None) -> list[AuditRecord]:
+    since = datetime.now(UTC) - timedelta(days=RESTORE_DAYS)
+    out: list[AuditRecord] = []
+    while True:
+        page, after = store.audit.query(kind, policy, since, after, 1000)
+        out.extend(page)
+        if after is None:
+            return out
+
+
+def restore_episodes(store: Store, book: EpisodeBook) -> None:
+    """Reopen the episodes whose `terminal.started` record has no `terminal.ended` after it (a restart)."""
+    ended = {(r.policy, r.payload.get("started")) for r in _records(store, "terminal.ended")}
+    latest: dict[str, AuditRecord] = {}
+    for record in _records(store, "terminal.started"):
+        latest[str(record.policy)] = record
+    for policy, start in latest.items():
+        if (policy, start.payload.get("started")) in ended:
+            continue
+        requests = _records(store, "terminal", policy, after=start.seq)
+        last_at = requests[-1].ts.timestamp() if requests else start.ts.timestamp()
+        book.reopen(dict(start.payload), len(requests), last_at)  # the first request is among them
