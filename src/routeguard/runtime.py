@@ -61,7 +61,7 @@ class Router(HealthControls):
         self._clock = clock
         self._legacy = legacy
         self._tables: dict[str, RoutingTable] = {}
-        self._scope_of: Callable[[str | None], str] = lambda _tenant: STABLE_SCOPE
+        self._scope_of: Callable[[str | None, str | None], str] = lambda _tenant, _line: STABLE_SCOPE
         self._tracker = HealthTracker()
         self._routes = RouteState()
         self._bus = EventBus()
@@ -99,7 +99,9 @@ class Router(HealthControls):
 
     # ----------------------------------------------------------------- tables and scopes
     def set_tables(
-        self, tables: Mapping[str, RoutingTable], scope_of: Callable[[str | None], str] | None = None
+        self,
+        tables: Mapping[str, RoutingTable],
+        scope_of: Callable[[str | None, str | None], str] | None = None,  # (tenant, business line) -> scope
     ) -> None:
         """Replace the live tables (scope -> table); a scope whose version changed starts on its primaries."""
         with self._lock:
@@ -143,8 +145,8 @@ class Router(HealthControls):
     def table(self) -> RoutingTable:
         return self._tables.get(STABLE_SCOPE) or next(iter(self._tables.values()))
 
-    def table_for(self, tenant: str | None) -> tuple[str, RoutingTable]:
-        scope = self._scope_of(tenant)
+    def table_for(self, tenant: str | None, business_line: str | None = None) -> tuple[str, RoutingTable]:
+        scope = self._scope_of(tenant, business_line)
         table = self._tables.get(scope)
         if table is None:
             return STABLE_SCOPE, self.table
@@ -183,7 +185,7 @@ class Router(HealthControls):
         ctx = self.context(context)
         with self._lock:
             now = self._clock()
-            scope, table = self.table_for(ctx.tenant)
+            scope, table = self.table_for(ctx.tenant, ctx.business_line)
             decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
             if decision.probe and decision.model is not None:
                 # the decision carries its permit: taken under the same lock that judged it admitted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +170,15 @@ def route(
         console.print(f"  {d['terminal']['reason']}")
 
 
-def schema() -> None:
+def schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="the key table of docs/bundle.md instead of the JSON Schema")
+    ] = False,
+) -> None:
     """Print the JSON Schema of the bundle (for editors and CI)."""
+    if markdown:
+        from routeguard.config.schema_doc import markdown_table
+
+        sys.stdout.write(markdown_table())
+        return
     print_json(bundle_schema())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -57,7 +58,7 @@ def serve(
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+    port: Annotated[int, typer.Option("--port", envvar="ROUTEGUARD_PORT", help="port to listen on")] = 8080,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
@@ -79,7 +80,11 @@ def serve(
     ] = "info",
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # a library or `cli`-only install
+        err_console.print(escape(f"error: serving needs {exc.name!r}: pip install 'routeguard[server]'"))
+        raise typer.Exit(2) from exc
 
     from routeguard.service.app import create_app
     from routeguard.service.auth import AuthError
@@ -150,7 +155,12 @@ def _open_existing(db: str | None, as_json: bool) -> Any:
     url = _db_url(db)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        _fail(f"no store at {parsed.database}", as_json, 2)
+        _fail(
+            f"no store at {Path(parsed.database).resolve()}: pass --db URL (or ROUTEGUARD_DB), "
+            "or --server URL to ask a running service",
+            as_json,
+            2,
+        )
     try:
         return open_store(url, migrate=False)
     except SQLAlchemyError as exc:
@@ -165,12 +175,24 @@ def _fail(message: str, as_json: bool, code: int) -> None:
     raise typer.Exit(code)
 
 
+AuditServerOpt = Annotated[
+    str | None, typer.Option("--server", help="ask this service (token: ROUTEGUARD_TOKEN) instead of a store")
+]
+
+
 @audit_app.command("verify")
 def verify(
-    db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    server: AuditServerOpt = None,
 ) -> None:
     """Check the audit hash chain: exit 0 when intact, 1 with the first broken record."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    if server is not None:
+        from routeguard.cli.audit_remote import verify_remote
+
+        verify_remote(server, as_json)
 
     store = _open_existing(db, as_json)
     try:
@@ -195,8 +217,16 @@ def verify(
 def export(
     db: DbOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="JSONL file (default: standard output)")] = None,
+    server: AuditServerOpt = None,
 ) -> None:
     """Write every audit record, with seq, prev_hash and hash, as JSON lines."""
+    if server is not None:
+        from routeguard.cli.audit_remote import export_remote
+
+        with out.open("w", encoding="utf-8") if out is not None else nullcontext(sys.stdout) as fp:
+            count, head_seq, head_hash = export_remote(server, fp)
+        err_console.print(f"exported {count} record(s); chain head {head_seq} {head_hash}")
+        return
     store = _open_existing(db, False)
     try:
         if out is None:

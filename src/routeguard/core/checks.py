@@ -179,6 +179,7 @@ def _probe_keys(a: Policy, b: Policy) -> list[RequestKey]:
 
     task_types = pick(a.match.task_types, b.match.task_types)
     tenants = pick(a.match.tenants, b.match.tenants)
+    lines = pick(a.match.business_lines, b.match.business_lines)
     tag_a = sorted(a.match.tags)[:1] if a.match.tags else []
     tag_b = sorted(b.match.tags)[:1] if b.match.tags else []
     tags = frozenset(tag_a + tag_b)
@@ -186,10 +187,11 @@ def _probe_keys(a: Policy, b: Policy) -> list[RequestKey]:
     if a.agent == b.agent:
         agents.append(a.agent)
     return [
-        RequestKey(agent=agent, task_type=tt, tenant=tn, tags=tags)
+        RequestKey(agent=agent, task_type=tt, tenant=tn, tags=tags, business_line=bl)
         for agent in agents
         for tt in task_types
         for tn in tenants
+        for bl in lines
     ]
 
 

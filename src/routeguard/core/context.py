@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from routeguard.core.aliases import AliasError, normalize_request
+
 __all__ = ["RouteContext", "RoutingError", "SafeMode"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -27,6 +29,7 @@ _CONTEXT_KEYS = frozenset(
         "budget_usd",
         "metadata",
         "stream",
+        "business_line",
     }
 )
 
@@ -71,6 +74,7 @@ class RouteContext:
     policy_override: str | None = None
     stream: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    business_line: str | None = None
     # model -> error class of a failed attempt in this request (set by the executor between attempts)
     failures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
@@ -80,9 +84,13 @@ class RouteContext:
         if not isinstance(data, Mapping):
             raise RoutingError("invalid_context", "the route request must be a JSON object")
         unknown = sorted(set(data) - _CONTEXT_KEYS)
+        metadata = data.get("metadata") or {}
+        if unknown or (isinstance(metadata, Mapping) and "profile" in metadata):
+            data = _canonical(data)
+            unknown = sorted(set(data) - _CONTEXT_KEYS)
+            metadata = data.get("metadata") or {}
         if unknown:
             raise RoutingError("invalid_context", f"unknown field(s) in route request: {', '.join(unknown)}")
-        metadata = data.get("metadata") or {}
         if not isinstance(metadata, Mapping):
             raise RoutingError("invalid_context", "metadata: expected an object")
         tokens = data.get("estimated_tokens") or {}
@@ -110,12 +118,13 @@ class RouteContext:
             policy_override=override,
             stream=bool(data.get("stream", False)),
             metadata=dict(metadata),
+            business_line=_str(data, "business_line"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             k: getattr(self, k)
-            for k in ("trace_id", "agent", "tenant", "task_type", "data_class", "region", "language")
+            for k in ("trace_id", "agent", "tenant", "task_type", "data_class", "region", "language", "business_line")
             if getattr(self, k)
         }
         if self.modalities is not None:
@@ -133,6 +142,14 @@ class RouteContext:
         if self.metadata:
             out["metadata"] = dict(self.metadata)
         return out
+
+
+def _canonical(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """PowerX and camelCase spellings → canonical names (CONTRACT §3); 422 when two spellings disagree."""
+    try:
+        return normalize_request(data)
+    except AliasError as exc:
+        raise RoutingError("conflicting_fields", str(exc)) from None
 
 
 def _str(data: Mapping[str, Any], key: str) -> str | None:

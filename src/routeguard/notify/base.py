@@ -64,6 +64,7 @@ _TITLES = {
     "agent.routing.terminal": "Terminal action",
     "safe_mode": "Safe mode",
     "agent.routing.safe_mode": "Safe mode",
+    "agent.routing.policy": "Policy",
 }
 
 
@@ -80,16 +81,23 @@ def summarize(payload: Mapping[str, Any]) -> tuple[str, list[str]]:
         to_model = payload.get("to_model") or f"terminal ({_text(payload.get('terminal_action'))})"
         head = f"{title}: {_text(policy)} {_text(payload.get('from_model'))} → {to_model}"
     elif title == "Terminal action":
-        head = f"{title}: {_text(policy)} → {_text(payload.get('action'))}"
+        phase = {"start": " started", "end": " ended"}.get(str(payload.get("phase")), "")
+        head = f"{title}{phase}: {_text(policy)} → {_text(payload.get('action'))}"
     elif title == "Safe mode":
         state = "ON" if payload.get("enabled") else "OFF"
         where = f"tenant {payload['tenant']}" if payload.get("tenant") else "global"
         head = f"{title} {state} ({where})"
+    elif title == "Policy":
+        version, action = _text(payload.get("version")), _text(payload.get("action"))
+        head = f"Policy version {version} {action} ({_text(payload.get('scope'))})"
     else:
         head = f"{title}: {_text(policy)}" if policy else title
     lines = [f"reason: {_text(payload.get('reason'))}"]
     if payload.get("expected_duration") is not None:
-        lines.append(f"expected duration: {payload['expected_duration']}")
+        basis = payload.get("expected_duration_basis")
+        lines.append(f"expected duration: {payload['expected_duration']}" + (f" ({basis})" if basis else ""))
+    if payload.get("phase") == "end":
+        lines.append(f"requests answered: {_text(payload.get('requests'))}, lasted {_text(payload.get('duration'))}")
     for key in ("scope", "queue", "policy_version"):
         if payload.get(key) is not None:
             lines.append(f"{key.replace('_', ' ')}: {payload[key]}")
@@ -114,6 +122,16 @@ def build_notifier(config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT
         from routeguard.notify.email import EmailNotifier
 
         return EmailNotifier.from_config(config, timeout_s=timeout_s)
+    if config.type == "log":
+        from routeguard.notify.local import LogNotifier
+
+        return LogNotifier(config.name)
+    if config.type == "file":
+        if not config.path:
+            raise NotifierConfigError(f"notifier {config.name!r} (file) needs a path")
+        from routeguard.notify.local import FileNotifier
+
+        return FileNotifier(config.name, config.path)
     raise NotifierConfigError(f"notifier {config.name!r}: unknown type {config.type!r}")
 
 

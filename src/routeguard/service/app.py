@@ -34,6 +34,7 @@ from routeguard.service.errors import install_error_handlers
 from routeguard.service.fastpath import RouteFastPath
 from routeguard.service.proxy import PROXY_PATH, ChatProxy
 from routeguard.service.settings import Settings
+from routeguard.service.sources import PullSources
 from routeguard.service.state import ServiceState
 from routeguard.service.ui import router as console_router
 
@@ -86,13 +87,16 @@ def create_app(
     `routers` adds more endpoints."""
     settings = settings or Settings()
     service = state if state is not None else ServiceState.open(settings)
+    sources = PullSources(service)  # the bundle's `sources:` pollers (idle when it names none)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        sources.start()
         try:
             yield
         finally:
+            await sources.stop()
             await service.stop()
             service.close()  # closes the store if the state opened it
 
@@ -103,6 +107,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.sources = sources
     app.state.auth = service.auth
     install_error_handlers(app)
     for module in _ROUTERS:

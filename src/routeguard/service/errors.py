@@ -16,6 +16,7 @@ from routeguard.store.errors import (
     FourEyesViolation,
     InvalidScope,
     NotApproved,
+    NotTheApprover,
     StateConflict,
     StoreError,
     UnknownEntry,
@@ -83,6 +84,8 @@ def _store_error(exc: StoreError) -> tuple[int, str]:
         return 404, "unknown_version"
     if isinstance(exc, UnknownEntry):
         return 404, "unknown_entry"
+    if isinstance(exc, NotTheApprover):
+        return 403, "not_the_approver"
     if isinstance(exc, FourEyesViolation):
         return 403, "four_eyes"
     if isinstance(exc, NotApproved):

@@ -81,7 +81,11 @@ class RouteFastPath:
         except Exception:
             log.exception("route request failed")
             return 500, _error("internal_error", "internal error; see the server log"), []
-        return 200, dumps(decision.to_dict()), [(_TRACE, decision.trace_id.encode("latin-1"))]
+        out = decision.to_dict()
+        sources = getattr(scope["app"].state, "sources", None)
+        if sources is not None:
+            sources.annotate(out, data)  # a cost source's cached quote (CONTRACT §1 `sources`)
+        return 200, dumps(out), [(_TRACE, decision.trace_id.encode("latin-1"))]
 
 
 async def _body(receive: Receive) -> bytes:

@@ -133,6 +133,13 @@ class PolicyUpload(_In):
     )
     label: str | None = None
     dry_run: bool = False
+    # PowerX's upload fields (CONTRACT §3): `version` is taken as the label, `scope` is publish's default,
+    # `approver` the only principal who may approve the version
+    version: str | int | None = Field(None, description="PowerX: taken as the label")
+    scope: dict[str, Any] | None = Field(
+        None, description="the intended rollout, used by publish when it names none (same shapes as publish)"
+    )
+    approver: str | None = Field(None, description="the principal who must approve this version (403 for others)")
 
 
 class UploadOut(_Out):
@@ -150,10 +157,15 @@ class ScopeIn(_In):
     all: bool | None = None
     tenants: list[str] | None = None
     percent: int | None = Field(None, ge=1, le=100)
+    business_lines: list[str] | None = None
 
 
 class PublishIn(_In):
-    scope: ScopeIn | None = Field(None, description="{all: true} (default), {tenants: [..]} or {percent: p}")
+    scope: ScopeIn | None = Field(
+        None,
+        description="{all: true}, {tenants: [..]}, {business_lines: [..]} or {percent: p}; default: the "
+        "upload's scope, else all",
+    )
     comment: str | None = None
 
 
@@ -186,6 +198,7 @@ class VersionList(_Out):
 
 class RollbackIn(_In):
     version: int | None = Field(None, description="publish this version again where a later one serves")
+    policy_version: int | None = Field(None, description="PowerX's name for `version`")
     tenant: str | None = Field(None, description="end this tenant's staged publication")
     reason: str | None = None
 
@@ -200,6 +213,9 @@ class SafeModeIn(_In):
     enabled: bool
     tenant: str | None = None
     reason: str = ""
+    expected_duration: str | None = Field(
+        None, description="how long it is expected to last (an operator's statement, e.g. '30m'); notified"
+    )
 
 
 class SafeModeOut(_Out):
@@ -221,3 +237,18 @@ class VerifyOut(_Out):
 
 class QueueOut(_Out):
     entries: list[dict[str, Any]]
+
+
+class QueueResolveIn(_In):
+    resolution: str = Field(min_length=1, max_length=200, description="what was done, e.g. answered, escalated")
+    note: str | None = Field(None, max_length=10_000)
+
+
+class QueueEntryOut(_Out):
+    id: int
+    queue: str
+    policy: str | None
+    status: str
+    claimed_by: str | None = None
+    resolved_by: str | None = None
+    resolution: dict[str, Any] | None = None

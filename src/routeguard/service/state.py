@@ -132,7 +132,6 @@ class ServiceState:
         router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
-        self.health_keeper.restore(router)  # durable health first: a restart keeps signals, ejections, routes
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
@@ -141,6 +140,9 @@ class ServiceState:
         safe = self.store.safe_mode.state()
         router.load_safe_mode(SafeMode(safe.global_on, safe.tenants_on))
         self.metrics.set_safe_mode(router.safe_mode)
+        # durable health last, on the restored safe mode: a restart keeps signals, ejections and routes, and
+        # judges them as they were (no spurious change from a half-restored state)
+        self.health_keeper.restore(router)
         return router
 
     # ------------------------------------------------------------------ telemetry and notifications

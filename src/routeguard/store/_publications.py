@@ -94,7 +94,7 @@ def insert_publication(
     row = PublicationRow(
         version=version,
         scope_kind=scope.kind.value,
-        tenants=list(scope.tenants) if scope.kind is ScopeKind.TENANTS else None,
+        tenants=list(scope.tenants) if scope.kind in (ScopeKind.TENANTS, ScopeKind.BUSINESS_LINES) else None,
         percent=scope.percent if scope.kind is ScopeKind.PERCENT else None,
         excluded=sorted(excluded) or None,
         published_by=by,

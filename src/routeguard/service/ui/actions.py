@@ -16,7 +16,6 @@ from typing import Any
 from routeguard.service import lifecycle
 from routeguard.service.errors import ApiError
 from routeguard.service.state import ServiceState
-from routeguard.service.ui.data import recent_audit
 from routeguard.store.errors import (
     FourEyesViolation,
     InvalidScope,
@@ -162,42 +161,22 @@ def rollback(state: ServiceState, by: str, form: Mapping[str, str]) -> str:
 
 # ------------------------------------------------------------------ the human queue (the seam)
 def claimants(state: ServiceState, entries: Iterable[QueueEntry] = ()) -> dict[int, str]:
-    """Entry id -> who claimed it: the entry's own `claimed_by` when the store keeps one, else the latest
-    `queue.claimed` audit record."""
-    out: dict[int, str] = {}
-    for record in reversed(recent_audit(state, "queue.claimed", limit=1000)):
-        entry = record.payload.get("entry")
-        if isinstance(entry, int):
-            out[entry] = record.actor
-    for e in entries:
-        holder = getattr(e, "claimed_by", None)
-        if isinstance(holder, str) and holder:
-            out[e.id] = holder
-    return out
+    """Entry id -> who claimed it (the store keeps it on the entry)."""
+    del state
+    return {e.id: e.claimed_by for e in entries if e.claimed_by}
 
 
 def claim_entry(state: ServiceState, by: str, entry_id: int) -> str:
-    entry = _run(state.store.queue.get, entry_id)
-    if entry.status is not QueueStatus.PENDING:
-        raise ActionError(409, f"entry {entry_id} is already {entry.status.value}")
-    holder = claimants(state, [entry]).get(entry_id)
-    if holder is not None and holder != by:
-        raise ActionError(409, f"entry {entry_id} is already claimed by {holder}")
-    store_claim = getattr(state.store.queue, "claim", None)
-    if holder is None and callable(store_claim):  # the store's own claim, once it has one
-        _run(store_claim, entry_id, by)
-    elif holder is None:
-        payload = {"entry": entry_id, "queue": entry.queue, "trace_id": entry.trace_id}
-        state.store.audit.append("queue.claimed", by, payload, entry.policy)
+    """The same store call as `POST /v1/queue/{id}/claim` (audited as `queue.claimed`; 409 if someone else holds
+    it or it is closed)."""
+    _run(state.store.queue.claim, entry_id, by)
     return f"Entry {entry_id} claimed by {by}."
 
 
 def resolve_entry(state: ServiceState, by: str, entry_id: int, form: Mapping[str, str]) -> str:
+    """The same store call as `POST /v1/queue/{id}/resolve` (only the claimant may resolve a claimed entry)."""
     resolution = _text(form, "resolution", required=True, limit=200)
     note = _text(form, "note", limit=2000) or None
     status = QueueStatus.CANCELLED if form.get("cancel") == "true" else QueueStatus.RESOLVED
-    holder = claimants(state, [_run(state.store.queue.get, entry_id)]).get(entry_id)
-    if holder is not None and holder != by:
-        raise ActionError(409, f"entry {entry_id} is claimed by {holder}; only they can resolve it")
     _run(state.store.queue.resolve, entry_id, by, {"resolution": resolution, "note": note}, status)
     return f"Entry {entry_id} {status.value} by {by}."

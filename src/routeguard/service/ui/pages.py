@@ -163,6 +163,8 @@ def policy_version(request: Request, version: int, compare: int | None = None) -
 # ------------------------------------------------------------------ the human queue
 def _queue_view(state: ServiceState) -> dict[str, Any]:
     pending = state.store.queue.list(status=QueueStatus.PENDING, limit=200)
+    pending += state.store.queue.list(status=QueueStatus.CLAIMED, limit=200)  # open: pending or claimed
+    pending.sort(key=lambda e: e.id)
     return {
         "pending": pending,
         "closed": list(reversed(state.store.queue.list(status=QueueStatus.RESOLVED, limit=1000)))[:20],
