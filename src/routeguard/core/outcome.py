@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from routeguard.core.context import RoutingError
+from routeguard.core.context import MAX_COUNT, MAX_NAME, RoutingError
 from routeguard.core.defaults import ERROR_CLASSES
 
 __all__ = ["Outcome"]
@@ -51,8 +51,12 @@ class Outcome:
             )
         if not ok and error is None:
             error = "server_error"
+        if len(model) > MAX_NAME:
+            raise RoutingError("invalid_outcome", f"model: at most {MAX_NAME} characters")
         latency = data.get("latency_ms")
-        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0):
+        if latency is not None and (
+            isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency <= MAX_COUNT
+        ):
             raise RoutingError("invalid_outcome", "latency_ms: expected a non-negative number")
         tokens = data.get("tokens") or {}
         if not isinstance(tokens, Mapping):
@@ -60,13 +64,17 @@ class Outcome:
         counts = []
         for key in ("input", "output"):
             value = tokens.get(key, 0) or 0
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_COUNT:
                 raise RoutingError("invalid_outcome", f"tokens.{key}: expected a non-negative number")
             counts.append(int(value))
         quality = data.get("quality")
-        if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int | float)):
-            raise RoutingError("invalid_outcome", "quality: expected a number or null")
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int | float) or not 0 <= quality <= 1
+        ):
+            raise RoutingError("invalid_outcome", "quality: expected a number from 0 to 1, or null")
         trace = data.get("trace_id")
+        if trace is not None and len(str(trace)) > MAX_NAME:
+            raise RoutingError("invalid_outcome", f"trace_id: at most {MAX_NAME} characters")
         return cls(
             model=model,
             ok=ok,

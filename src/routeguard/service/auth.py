@@ -165,6 +165,8 @@ def check_exposure(auth: AuthConfig, host: str) -> None:
 def authorize(auth: AuthConfig, role: str, authorization: str | None, principal: str | None) -> Principal:
     """The caller's principal if it holds `role`; ApiError 401 / 403 otherwise."""
     if auth.open:
+        if principal is not None and len(principal) > 200:  # the store keeps principals in 200 characters
+            raise ApiError(400, "bad_request", f"{PRINCIPAL_HEADER}: at most 200 characters")
         return Principal(principal or ANONYMOUS, frozenset(ROLES))
     found = auth.authenticate(authorization)
     if found is None:

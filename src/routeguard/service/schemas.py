@@ -120,7 +120,7 @@ class PolicyUpload(_In):
         description="the bundle: an object, or YAML/JSON text",
         json_schema_extra={"anyOf": [{"type": "object"}, {"type": "string"}]},
     )
-    label: str | None = None
+    label: str | None = Field(None, max_length=200)
     dry_run: bool = False
 
 

@@ -50,3 +50,5 @@ class Settings:
     outbox_lease_s: float = field(default_factory=default_outbox_lease_s)
     outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
     clock: Callable[[], float] = time.time
+    max_body_bytes: int = 1 << 20  # every request body (413 past it) ...
+    max_upload_bytes: int = 5 << 20  # ... except policy uploads

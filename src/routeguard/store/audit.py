@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from sqlalchemy import Connection, Row, String, Table, Text, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from routeguard.store._codec import canonical_json, normalize_json, rfc3339, utc, utcnow
+from routeguard.store._codec import canonical_json, fits_int4, normalize_json, rfc3339, utc, utcnow
 from routeguard.store.errors import StateConflict
 from routeguard.store.models import AuditRecord, VerifyResult
 from routeguard.store.tables import AuditHeadRow, AuditRow
@@ -161,6 +161,8 @@ class AuditLog:
         if since is not None:
             stmt = stmt.where(_LOG.c.ts >= utc(since))
         if after is not None:
+            if not fits_int4(after):  # no seq lies past the column's range
+                return ([], None) if after > 0 else self.query(kind, policy, since, None, limit)
             stmt = stmt.where(_LOG.c.seq > after)
         with self._db.read() as session:
             rows = session.execute(stmt).all()
