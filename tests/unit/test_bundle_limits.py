@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,8 @@ import pytest
 from routeguard.config.limits import MAX_BUNDLE_BYTES, MAX_DEPTH, MAX_NODES
 from routeguard.config.load import load_bundle, parse_text
 from routeguard.core.findings import BundleError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.attacks import deep_json, deep_yaml, lol_bomb, self_alias  # noqa: E402
-from support.service import run_cli  # noqa: E402
+from support.attacks import deep_json, deep_yaml, lol_bomb, self_alias
+from support.service import run_cli
 
 
 def _refused(text: str) -> str:

@@ -95,6 +95,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.router.redirect_slashes = False  # a redirect would build its Location from the Host header: 404 instead
     app.state.auth = service.auth
     install_error_handlers(app)
     for module in _ROUTERS:

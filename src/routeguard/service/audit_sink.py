@@ -37,9 +37,15 @@ def _ts(at: float) -> datetime:
 class AuditSink:
     """Subscribe an instance to the Router; `notifiers()` names every notifier of the stable bundle."""
 
-    def __init__(self, store: Store, notifiers: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Callable[[], tuple[str, ...]],
+        qualify: Callable[[str | None, tuple[str, ...]], tuple[str, ...]] | None = None,
+    ) -> None:
         self._store = store
         self._notifiers = notifiers
+        self._qualify = qualify
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.failures = 0
@@ -75,6 +81,8 @@ class AuditSink:
         notify: tuple[str, ...] = ()
         if isinstance(event, RouteChanged | TerminalEngaged):
             notify = event.notify
+            if self._qualify is not None:  # a staged scope's own notifier of a shared name
+                notify = self._qualify(getattr(event, "scope", None), notify)
         self._store.events.record_event(
             event.audit_kind,
             payload,

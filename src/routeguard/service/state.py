@@ -61,7 +61,7 @@ class ServiceState:
         self.lock = threading.RLock()  # serialises publish, rollback, safe mode and table rebuilds
         self.cache = TableCache()
         self.queue = DurableHumanQueue(store)
-        self.sink = AuditSink(store, self.notifier_names)
+        self.sink = AuditSink(store, self.notifier_names, self.qualify_notifiers)
         self.watch = ApprovalWatch(store, settings.approval_warning_s)
         self.metrics = RoutingMetrics()
         self._fallback = report.legacy_table or EMPTY_TABLE
@@ -130,12 +130,26 @@ class ServiceState:
             self.dispatcher.kick()
 
     def notifier_configs(self) -> dict[str, NotifierConfig]:
-        """The notifiers of every live bundle, by name (the stable bundle's first)."""
+        """The notifiers of every live bundle, by name (the stable bundle's first). A staged version whose
+        notifier differs from the one of the same name already listed is listed as `name@vN` too, so the
+        events of its scope reach its own notifier (`qualify_notifiers`)."""
         configs: dict[str, NotifierConfig] = {}
         for table in self._live.tables.values():
             for name, config in table.bundle.notifiers.items():
-                configs.setdefault(name, config)
+                if configs.setdefault(name, config) != config:
+                    configs[f"{name}@v{table.version}"] = config
         return configs
+
+    def qualify_notifiers(self, scope: str | None, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The outbox names of ``names`` for an event of ``scope``: `name@vN` where that scope's version has
+        its own notifier of that name, else the name itself."""
+        table = self._live.tables.get(scope) if scope is not None else None
+        if table is None or not names:
+            return names
+        configs = self.notifier_configs()
+        return tuple(
+            f"{n}@v{table.version}" if f"{n}@v{table.version}" in configs else n for n in names
+        )
 
     def _notifiers(self) -> dict[str, Notifier]:
         return build_notifiers(self.notifier_configs(), strict=False)
