@@ -136,8 +136,9 @@ def run_service(
     auth_file: Path | None = None,
     tick_s: float = 0.2,
     legacy_env: bool = False,
+    **extra: Any,
 ) -> Iterator[Service]:
-    """The app in a uvicorn thread; the clock is a ManualClock."""
+    """The app in a uvicorn thread; the clock is a ManualClock. ``extra``: further `Settings` fields."""
     clock = ManualClock()
     port = free_port()
     settings = Settings(
@@ -148,6 +149,7 @@ def run_service(
         tick_s=tick_s,
         clock=clock,
         legacy_env=legacy_env,
+        **extra,
     )
     state = ServiceState.open(settings)
     app = create_app(settings, state=state)

@@ -69,10 +69,27 @@ def serve(
             help="level of routeguard's JSON log lines on stderr: routing events at info, decisions at debug",
         ),
     ] = "info",
+    secrets: Annotated[
+        Path | None, typer.Option("--secrets", help="YAML NAME: [host, ...]: which host may receive which env secret")
+    ] = None,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option("--allow-egress", help="link-local/metadata hosts or networks to allow (comma-separated)"),
+    ] = None,
+    checkpoint_every: Annotated[
+        str, typer.Option("--checkpoint-every", help="write the signed audit head this often (0: never)")
+    ] = "5m",
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint-file", help="where checkpoints go (default: beside the SQLite store)"),
+    ] = None,
+    max_body: Annotated[int, typer.Option("--max-body-bytes", help="request body limit")] = 1 << 20,
+    max_upload: Annotated[int, typer.Option("--max-upload-bytes", help="policy upload limit")] = 5 << 20,
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
     import uvicorn
 
+    from routeguard.config.secrets import SecretsFileError
     from routeguard.service.app import create_app
     from routeguard.service.auth import AuthError
     from routeguard.service.bootstrap import StartupError
@@ -91,11 +108,14 @@ def serve(
             "run one replica per store"
         )
     settings = Settings(
-        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis
+        db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
+        max_body_bytes=max_body, max_upload_bytes=max_upload, secrets_file=secrets,
+        allow_egress=tuple(allow_egress or ()),
+        checkpoint_every_s=_seconds(checkpoint_every, "--checkpoint-every"), checkpoint_file=checkpoint_file,
     )
     try:
         state = ServiceState.open(settings)
-    except AuthError as exc:
+    except (AuthError, SecretsFileError) as exc:
         err_console.print(f"[red]error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except StartupError as exc:
@@ -129,6 +149,16 @@ def serve(
         )
     finally:
         state.store.close()
+
+
+def _seconds(value: str, option: str) -> float:
+    from routeguard.core.durations import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except (TypeError, ValueError) as exc:
+        err_console.print(f"[red]error[/]: {option}: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
 
 
 def _open_existing(db: str | None, as_json: bool) -> Any:

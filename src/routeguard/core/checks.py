@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 
+from routeguard.core.egress import EgressRules, check_egress
 from routeguard.core.findings import Finding
 from routeguard.core.model import Approval, Bundle, Policy
 from routeguard.core.resolve import PolicyIndex, RequestKey
@@ -29,9 +30,10 @@ def current_approval(bundle: Bundle, model: str, profile: str, now: float) -> tu
     return best, now < approval_deadline(best)
 
 
-def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
-    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published."""
-    findings: list[Finding] = []
+def check_bundle(bundle: Bundle, now: float, egress: EgressRules | None = None) -> list[Finding]:
+    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published.
+    ``egress``: the operator's secrets bindings and allow-list (default: any binding, no allow-list)."""
+    findings: list[Finding] = check_egress(bundle, egress if egress is not None else EgressRules())
     for name, profile in bundle.profiles.items():
         if profile.capabilities is not None and not profile.requires <= profile.capabilities:
             extra = ", ".join(sorted(profile.requires - profile.capabilities))

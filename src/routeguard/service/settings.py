@@ -52,3 +52,7 @@ class Settings:
     clock: Callable[[], float] = time.time
     max_body_bytes: int = 1 << 20  # every request body (413 past it) ...
     max_upload_bytes: int = 5 << 20  # ... except policy uploads
+    secrets_file: Path | None = None  # `--secrets`: NAME: [host, ...] bindings of environment secrets
+    allow_egress: tuple[str, ...] = ()  # `--allow-egress`: link-local/metadata hosts let through anyway
+    checkpoint_every_s: float = 300.0  # `--checkpoint-every`: the signed audit head is written this often (0: off)
+    checkpoint_file: Path | None = None  # default: `<sqlite db>.checkpoint.json`, else none

@@ -19,8 +19,10 @@ import logging
 import threading
 from typing import Any
 
+from routeguard.config.secrets import egress_rules
 from routeguard.core.context import SafeMode
 from routeguard.core.decision import Decision
+from routeguard.core.egress import EgressRules
 from routeguard.core.events import Event, RouteChanged, SafeModeChanged, TerminalEngaged
 from routeguard.core.model import Notifier as NotifierConfig
 from routeguard.core.table import RoutingTable
@@ -28,7 +30,7 @@ from routeguard.notify import Dispatcher, DispatchOptions, Notifier, build_notif
 from routeguard.runtime import Router
 from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
-from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
+from routeguard.service.auth import AuthConfig, check_exposure, is_loopback, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
@@ -55,6 +57,7 @@ class DurableHumanQueue:
 class ServiceState:
     def __init__(self, settings: Settings, store: Store, auth: AuthConfig, report: BootReport) -> None:
         self.settings = settings
+        self.egress = service_egress(settings)
         self.store = store
         self.auth = auth
         self.report = report
@@ -90,9 +93,12 @@ class ServiceState:
         StartupError; the CLI maps them to exit 2 / exit 1."""
         auth = load_auth_file(settings.auth_file) if settings.auth_file is not None else AuthConfig()
         check_exposure(auth, settings.host)
+        egress = service_egress(settings)  # a bad --secrets file stops the start before the store opens
         store = open_store(settings.db_url)
         try:
-            report = bootstrap(store, settings.config_path, settings.clock(), legacy_env=settings.legacy_env)
+            report = bootstrap(
+                store, settings.config_path, settings.clock(), legacy_env=settings.legacy_env, egress=egress
+            )
             state = cls(settings, store, auth, report)
         except BaseException:
             store.close()
@@ -152,7 +158,7 @@ class ServiceState:
         )
 
     def _notifiers(self) -> dict[str, Notifier]:
-        return build_notifiers(self.notifier_configs(), strict=False)
+        return build_notifiers(self.notifier_configs(), strict=False, rules=self.egress)
 
     def safe_mode_changed(self) -> None:
         """After the safe-mode endpoint wrote and applied a change."""
@@ -243,3 +249,8 @@ class ServiceState:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def service_egress(settings: Settings) -> EgressRules:
+    """The secrets bindings and egress allow-list this service checks bundles and connections with."""
+    return egress_rules(settings.secrets_file, settings.allow_egress, loopback=is_loopback(settings.host))
