@@ -185,16 +185,30 @@ def _fail(message: str, as_json: bool, code: int) -> None:
     raise typer.Exit(code)
 
 
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="a checkpoint file: also detect a truncated or wiped chain", dir_okay=False),
+]
+
+
 @audit_app.command("verify")
 def verify(
-    db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    checkpoint: CheckpointOpt = None,
 ) -> None:
     """Check the audit hash chain: exit 0 when intact, 1 with the first broken record."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from routeguard.store.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        anchor = read_checkpoint(checkpoint) if checkpoint is not None else None
+    except CheckpointError as exc:
+        _fail(str(exc), as_json, 2)
     store = _open_existing(db, as_json)
     try:
-        result = store.audit.verify()
+        result = store.audit.verify(anchor)
     except SQLAlchemyError as exc:
         _fail(f"cannot read the audit log: {exc}", as_json, 2)
     finally:
@@ -209,6 +223,29 @@ def verify(
             f"({result.records} record(s))"
         )
     raise typer.Exit(0 if result.ok else 1)
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the checkpoint to this file (atomically)")] = None,
+) -> None:
+    """Print (and with --out, write) the chain's signed head: {seq, hash, ts, alg, signature}. Keep it
+    outside the database; `audit verify --checkpoint FILE` then detects truncation and wipes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routeguard.store.checkpoint import write_checkpoint
+
+    store = _open_existing(db, False)
+    try:
+        anchor = store.audit.checkpoint()
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read the audit log: {exc}", False, 2)
+    finally:
+        store.close()
+    if out is not None:
+        write_checkpoint(out, anchor)
+    print_json(anchor.to_dict())
 
 
 @audit_app.command("export")

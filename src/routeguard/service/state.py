@@ -32,6 +32,7 @@ from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, is_loopback, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.checkpoints import CheckpointWriter, checkpoint_path
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.store.db import Store, open_store
@@ -83,6 +84,8 @@ class ServiceState:
         )
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
+        self.checkpoints = CheckpointWriter(store, checkpoint_path(settings), settings.checkpoint_every_s)
+        self._checkpointer: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
 
@@ -228,12 +231,23 @@ class ServiceState:
     def start(self) -> None:
         self.dispatcher.start()
         tracing.configure_tracing()
+        if self._checkpointer is None and self.checkpoints.path is not None and self.settings.checkpoint_every_s > 0:
+            self._checkpointer = asyncio.get_running_loop().create_task(
+                self.checkpoints.run(), name="routeguard-checkpoints"
+            )
         if self._ticker is None and self.settings.tick_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(
                 self._run_ticker(), name="routeguard-ticker"
             )
 
     async def stop(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            with contextlib.suppress(Exception):  # the last head, written as the service stops
+                await asyncio.to_thread(self.checkpoints.write_now)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

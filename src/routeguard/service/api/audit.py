@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from routeguard.service.api.deps import ERRORS, VIEWER, get_state
 from routeguard.service.errors import ApiError
 from routeguard.service.schemas import AuditPage, VerifyOut
+from routeguard.store.checkpoint import CheckpointError
 from routeguard.store.models import AuditRecord
 
 router = APIRouter(tags=["audit"])
@@ -52,4 +53,10 @@ def audit(
 
 @router.get("/v1/audit/verify", response_model=VerifyOut, responses=ERRORS, summary="Verify the hash chain")
 def verify(request: Request, _p: Any = VIEWER) -> dict[str, Any]:
-    return get_state(request).store.audit.verify().to_dict()
+    """The chain, and (when the service writes checkpoints) the chain against its latest checkpoint."""
+    state = get_state(request)
+    try:
+        anchor = state.checkpoints.latest()
+    except CheckpointError as exc:
+        return {"ok": False, "records": 0, "first_broken": None, "reason": str(exc)}
+    return state.store.audit.verify(anchor).to_dict()
