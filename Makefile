@@ -7,6 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: install run test lint bench clean
+.PHONY: fuzz chaos soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +39,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# security hardening (issue 13): longer runs of what CI runs bounded
+FUZZ_SECONDS ?= 600
+FUZZ_EXAMPLES ?= 200
+ROUNDS ?= 50
+fuzz: $(STAMP)
+	ROUTEGUARD_FUZZ_SECONDS=$(FUZZ_SECONDS) ROUTEGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_fuzz.py
+	$(BIN)/pytest -q -p no:cacheprovider --hypothesis-profile=long tests/unit/test_parser_fuzz.py
+
+chaos: $(STAMP)
+	ROUTEGUARD_CHAOS_ROUNDS=$(ROUNDS) $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_publish.py
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
+

@@ -5,7 +5,7 @@ Request models are strict (no "yes" for a boolean, no "5" for a number); unknown
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,15 +63,23 @@ class DecisionOut(_Out):
     rejected: list[dict[str, str]]
 
 
+_Name = Annotated[str, Field(min_length=1, max_length=200)]  # names fit the store's columns
+_Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
+
+
 class OutcomeIn(_In):
-    trace_id: str | None = None
-    model: str
+    model_config = ConfigDict(strict=True, extra="forbid")  # the core refuses unknown fields
+
+    trace_id: str | None = Field(None, max_length=200)
+    model: _Name
     ok: bool
     error: str | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = Field(None, ge=0, le=2**53 - 1)
     partial_output: bool = False
-    tokens: dict[str, int] | None = None
-    quality: float | None = None
+    tokens: dict[str, _Count] | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    policy: str | None = None
+    task_type: str | None = None
 
 
 class OutcomesAccepted(_Out):

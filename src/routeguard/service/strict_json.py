@@ -1,11 +1,11 @@
-"""Strict JSON for request bodies: UTF-8, no NaN/Infinity, finite numbers, bounded nesting and integers.
+"""Strict JSON for request bodies: UTF-8, no NaN/Infinity, finite numbers, bounded nesting, valid text.
 
 Python's `json` accepts `NaN`, `Infinity` and `1e400` (as inf), recurses until a RecursionError on deep
 nesting, and decodes `"\\ud800"` to a lone surrogate that breaks the store later; orjson refuses some of
-these but not nesting past 64 or huge integers. This module is hand-written so that every such body is
-refused up front with a 400/422 that names the field (CONTRACT §3): the decoder turns a non-finite number
-into a marker, and one iterative walk finds the first marker, over-deep container, out-of-range integer or
-lone surrogate with its path.
+these but not nesting past 64. This module is hand-written so that every such body is refused up front with a
+400/422 that names the field (CONTRACT §3): the decoder turns a non-finite number into a marker, and one
+iterative walk finds the first marker, over-deep container or lone surrogate with its path. Integer ranges
+are checked per field (the schemas, the core's parsers, and the store for ids), where the bound is known.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any
 
 from routeguard.service.errors import ApiError
 
-__all__ = ["MAX_DEPTH", "MAX_INT", "check_value", "loads_strict"]
+__all__ = ["MAX_DEPTH", "check_value", "loads_strict"]
 
 MAX_DEPTH = 64
-MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly
 
 
 class _NonFinite:
@@ -49,6 +48,8 @@ def loads_strict(data: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise ApiError(400, "invalid_json", f"the request body nests deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {str(exc)[:200]}") from exc
     check_value(value)
     return value
 
@@ -79,8 +80,6 @@ def check_value(value: Any) -> None:
                 _text(item, path)
         elif isinstance(item, _NonFinite):
             raise _refuse(path, f"{item.text} is not a number JSON allows")
-        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
-            raise _refuse(path, f"the integer is out of range (at most {MAX_INT})")
 
 
 def _text(value: str, path: str) -> None:

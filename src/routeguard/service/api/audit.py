@@ -31,7 +31,7 @@ def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"since: expected an RFC 3339 time, got {value!r}") from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -42,7 +42,10 @@ def audit(
     request: Request,
     kind: str | None = None,
     policy: str | None = None,
-    since: Annotated[str | None, Query(description="RFC 3339; records at or after")] = None,
+    since: Annotated[
+        str | None,
+        Query(description="RFC 3339; records at or after", json_schema_extra={"format": "date-time"}),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int | None, Query(ge=0, description="the `next` cursor of the previous page")] = None,
     _p: Any = VIEWER,
