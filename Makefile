@@ -47,7 +47,7 @@ ROUNDS ?= 50
 fuzz: $(STAMP)
 	ROUTEGUARD_FUZZ_SECONDS=$(FUZZ_SECONDS) ROUTEGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 		$(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_fuzz.py
-	$(BIN)/pytest -q -p no:cacheprovider --hypothesis-profile=long tests/unit/test_parser_fuzz.py
+	ROUTEGUARD_PARSER_EXAMPLES=5000 $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_parser_fuzz.py
 
 chaos: $(STAMP)
 	ROUTEGUARD_CHAOS_ROUNDS=$(ROUNDS) $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_publish.py
