@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from support.attacks import deep_json, lol_bomb, self_alias
-from support.service import EXAMPLE, Service, run_service
+from support.service import EXAMPLE, Service, bundle, run_service
 from support.services import postgres_schema
 
 
@@ -45,7 +45,7 @@ def test_yaml_bombs_are_refused_on_dry_run_and_upload(http: httpx.Client, text: 
     for dry_run in (True, False):
         r = http.post("/v1/policies", json={"config": text, "dry_run": dry_run, "label": "bomb"})
         err = _error(r, 422, "invalid_bundle")
-        assert [f["code"] for f in err["findings"]] == ["schema"], err
+        assert "schema" in [f["code"] for f in err["findings"]], err
     assert http.get("/healthz").status_code == 200
 
 
@@ -125,7 +125,7 @@ def test_trailing_slash_is_a_404_without_a_location_and_allow_is_complete(http: 
     assert {"POST"} <= {m.strip() for m in r.headers["allow"].split(",")}
 
 
-def _check_huge_numbers(http: httpx.Client) -> None:
+def _check_out_of_range_input(http: httpx.Client) -> None:
     huge = 99999999999
     _error(http.get(f"/v1/policies/{huge}"), 404, "unknown_version")
     _error(http.post(f"/v1/policies/{huge}/approve", json={}), 404, "unknown_version")
@@ -134,13 +134,29 @@ def _check_huge_numbers(http: httpx.Client) -> None:
     r = http.get("/v1/audit", params={"after": huge})
     assert r.status_code == 200 and r.json()["records"] == [], r.text
     _error(http.post("/v1/rollback", json={"version": 2**80}), 404, "unknown_version")
+    # long strings that reach the store's columns
+    _error(http.post("/v1/safe-mode", json={"enabled": False, "tenant": "t" * 201, "reason": "x"}), 422,
+           "invalid_request")
+    assert http.post("/v1/safe-mode", json={"enabled": False, "tenant": "t" * 200, "reason": "x"}).status_code == 200
+    raw = bundle()
+    raw["policies"]["p" * 201] = raw["policies"]["triage-agent-intake"]
+    err = _error(http.post("/v1/policies", json={"config": raw, "dry_run": True}), 422, "invalid_bundle")
+    assert "schema" in [f["code"] for f in err["findings"]], err
+    version = http.post("/v1/policies", json={"config": bundle(), "label": "many tenants"},
+                        headers={"x-routeguard-principal": "alice"}).json()["version"]
+    approver = {"x-routeguard-principal": "bob"}
+    assert http.post(f"/v1/policies/{version}/approve", json={}, headers=approver).status_code == 200
+    tenants = [f"tenant-{i:04d}-" + "x" * 40 for i in range(30)]  # a scope longer than the audit column
+    r = http.post(f"/v1/policies/{version}/publish", json={"scope": {"tenants": tenants}}, headers=approver)
+    assert r.status_code == 200, r.text
+    assert http.get("/v1/audit/verify").json()["ok"] is True
 
 
-def test_huge_numbers_are_absent_versions_on_sqlite(http: httpx.Client) -> None:
-    _check_huge_numbers(http)
+def test_huge_numbers_and_long_strings_never_reach_the_store_on_sqlite(http: httpx.Client) -> None:
+    _check_out_of_range_input(http)
 
 
 @pytest.mark.services
-def test_huge_numbers_are_absent_versions_on_postgresql() -> None:
+def test_huge_numbers_and_long_strings_never_reach_the_store_on_postgresql() -> None:
     with postgres_schema() as url, run_service(url, config=EXAMPLE) as service, service.client() as http:
-        _check_huge_numbers(http)
+        _check_out_of_range_input(http)

@@ -145,7 +145,7 @@ class ApproveIn(_In):
 
 class ScopeIn(_In):
     all: bool | None = None
-    tenants: list[str] | None = None
+    tenants: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     percent: int | None = Field(None, ge=1, le=100)
 
 
@@ -183,7 +183,7 @@ class VersionList(_Out):
 
 class RollbackIn(_In):
     version: int | None = Field(None, description="publish this version again where a later one serves")
-    tenant: str | None = Field(None, description="end this tenant's staged publication")
+    tenant: str | None = Field(None, description="end this tenant's staged publication", max_length=200)
     reason: str | None = None
 
 
@@ -195,7 +195,7 @@ class RollbackOut(_Out):
 # ---------------------------------------------------------------- safe mode, audit, queue
 class SafeModeIn(_In):
     enabled: bool
-    tenant: str | None = None
+    tenant: str | None = Field(None, max_length=200)
     reason: str = ""
 
 

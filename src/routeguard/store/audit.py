@@ -75,6 +75,17 @@ def record_hash(
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+_SCOPE_CHARS = 400  # the column's size
+
+
+def _fit(text: str | None, limit: int) -> str | None:
+    """``text`` cut to the column's size, with a digest of the whole so distinct long values stay distinct."""
+    if text is None or len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"{text[: limit - 19]}…#{digest}"
+
+
 def lock_chain(session: Session) -> tuple[int, str]:
     """Lock the chain head for the rest of the caller's transaction; returns (last seq, last hash).
 
@@ -101,6 +112,7 @@ def append(
     seq = last_seq + 1
     ts = utc(now) if now is not None else utcnow()
     body: dict[str, Any] = normalize_json(dict(payload))
+    scope = _fit(scope, _SCOPE_CHARS)
     digest = record_hash(seq, ts, kind, actor, policy, scope, body, last_hash, audit_key())
     session.execute(
         _LOG.insert().values(
