@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,21 @@ def test_redaction_of_urls_headers_and_text() -> None:
     assert raw["notifiers"]["s"]["url"].endswith("/secret")  # the stored bundle is untouched
     text = scrub("POST https://h/services/T0/B0/secret failed", ["/services/T0/B0/secret"])
     assert text == "POST https://h*** failed"
+
+
+def test_validate_applies_the_same_rules_offline(tmp_path: Path) -> None:
+    from support.service import bundle, run_cli, write_bundle
+
+    raw = bundle()
+    raw["notifiers"]["leak"] = {"type": "webhook", "url": "http://169.254.169.254/latest"}
+    path = write_bundle(tmp_path / "b.yaml", raw)
+    result = run_cli("validate", str(path), "--json")
+    assert result.returncode == 1
+    assert {f["code"] for f in json.loads(result.stdout)["findings"]} == {"egress_not_allowed"}
+    assert run_cli("validate", str(path), "--allow-egress", "169.254.169.254").returncode == 0
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("ACME_KEY: [127.0.0.1]\n", encoding="utf-8")
+    result = run_cli("validate", str(path), "--json", "--secrets", str(secrets), "--allow-egress", "169.254.0.0/16")
+    assert result.returncode == 1
+    codes = {(f["code"], f["path"]) for f in json.loads(result.stdout)["findings"]}
+    assert codes == {("secret_not_allowed", "models.general-xl.endpoint.api_key_env")}, codes
