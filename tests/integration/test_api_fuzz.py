@@ -29,7 +29,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(svc: Service) -> None:
+def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(svc: Service, tmp_path: Path) -> None:
     examples = os.environ.get("ROUTEGUARD_FUZZ_EXAMPLES", "8")
     seconds = os.environ.get("ROUTEGUARD_FUZZ_SECONDS", "45")
     command = [
@@ -40,5 +40,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(svc: Serv
         "--seed", os.environ.get("ROUTEGUARD_FUZZ_SEED", "13"),
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "support.st_hooks", "PYTHONPATH": str(TESTS), "NO_COLOR": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=int(seconds) + 240)
+    result = subprocess.run(  # in a temporary directory: schemathesis keeps a cache where it runs
+        command, capture_output=True, text=True, env=env, timeout=int(seconds) + 240, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -48,10 +48,11 @@ def validate(
         str | None, typer.Option("--now", help="check approvals as of this date (YYYY-MM-DD) instead of today")
     ] = None,
     secrets: Annotated[
-        Path | None, typer.Option("--secrets", help="check secrets against this NAME: [host, ...] file, as serve does")
+        Path | None, typer.Option("--secrets", help="check secrets against this file (NAME -> hosts), as serve does")
     ] = None,
     allow_egress: Annotated[
-        list[str] | None, typer.Option("--allow-egress", help="link-local/metadata hosts to allow, as serve does")
+        list[str] | None,
+        typer.Option("--allow-egress", metavar="HOSTS", help="link-local/metadata hosts to allow, as serve does"),
     ] = None,
 ) -> None:
     """Check a bundle against every governance rule. Exit 0 clean, 1 with findings, 2 on usage errors."""

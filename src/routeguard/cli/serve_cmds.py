@@ -70,11 +70,14 @@ def serve(
         ),
     ] = "info",
     secrets: Annotated[
-        Path | None, typer.Option("--secrets", help="YAML NAME: [host, ...]: which host may receive which env secret")
+        Path | None,
+        typer.Option("--secrets", help="YAML mapping NAME -> list of hosts: where each environment secret may go"),
     ] = None,
     allow_egress: Annotated[
         list[str] | None,
-        typer.Option("--allow-egress", help="link-local/metadata hosts or networks to allow (comma-separated)"),
+        typer.Option(
+            "--allow-egress", metavar="HOSTS", help="link-local/metadata hosts or networks to allow (comma-separated)"
+        ),
     ] = None,
     checkpoint_every: Annotated[
         str, typer.Option("--checkpoint-every", help="write the signed audit head this often (0: never)")
