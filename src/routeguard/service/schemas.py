@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from routeguard.core.defaults import ERROR_CLASSES
+
 
 class _In(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
@@ -73,7 +75,7 @@ class OutcomeIn(_In):
     trace_id: str | None = Field(None, max_length=200)
     model: _Name
     ok: bool
-    error: str | None = None
+    error: str | None = Field(None, json_schema_extra={"enum": [*ERROR_CLASSES, None]})
     latency_ms: float | None = Field(None, ge=0, le=2**53 - 1)
     partial_output: bool = False
     tokens: dict[str, _Count] | None = None
@@ -145,7 +147,7 @@ class ApproveIn(_In):
 
 class ScopeIn(_In):
     all: bool | None = None
-    tenants: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    tenants: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, min_length=1)
     percent: int | None = Field(None, ge=1, le=100)
 
 
