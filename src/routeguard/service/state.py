@@ -85,6 +85,8 @@ class ServiceState:
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self.checkpoints = CheckpointWriter(store, checkpoint_path(settings), settings.checkpoint_every_s)
+        if self.checkpoints.path is None and settings.checkpoint_every_s > 0:
+            report.notes.append("audit checkpoints are off: give --checkpoint-file (no default beside this store)")
         self._checkpointer: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
