@@ -4,6 +4,7 @@ key, and a checkpoint kept outside the database detects records deleted together
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,8 @@ from sqlalchemy import text
 
 from routeguard.store.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from routeguard.store.db import Store
-from support.service import EXAMPLE, run_cli, run_service
+from support.receivers import WebhookReceiver
+from support.service import EXAMPLE, bundle, run_cli, run_service, write_bundle
 from support.stores import BACKENDS, T0, open_test_store
 
 KEY = "test-audit-key-0123456789"
@@ -116,3 +118,25 @@ def test_a_checkpoint_file_is_replaced_whole(tmp_path: Path) -> None:
     write_checkpoint(path, Checkpoint(2, "sha256:cd", "2026-01-01T00:00:01Z"))
     assert read_checkpoint(path).seq == 2
     assert [p.name for p in path.parent.iterdir()] == ["cp.json"]
+
+
+def test_checkpoints_also_go_to_a_notifier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTEGUARD_AUDIT_KEY", KEY)
+    hook = WebhookReceiver().start()
+    try:
+        raw = bundle()
+        raw["notifiers"]["audit-archive"] = {"type": "webhook", "url": hook.url}
+        config = write_bundle(tmp_path / "b.yaml", raw)
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        with run_service(url, config=config, checkpoint_every_s=0.1, checkpoint_notifier="audit-archive"):
+            deadline = time.monotonic() + 30
+            while not [b for b in hook.bodies() if b.get("event") == "audit.checkpoint"]:
+                assert time.monotonic() < deadline, "no checkpoint delivered"
+                time.sleep(0.05)
+        sent = [b for b in hook.bodies() if b.get("event") == "audit.checkpoint"][-1]
+        checkpoint = Checkpoint.from_dict({k: v for k, v in sent.items() if k != "event"})
+        assert checkpoint.alg == "hmac-sha256" and checkpoint.check_signature(KEY.encode()) is None
+        with open_test_store("sqlite", tmp_path) as store:
+            assert store.audit.verify(checkpoint).ok
+    finally:
+        hook.stop()

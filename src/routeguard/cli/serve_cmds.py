@@ -86,6 +86,9 @@ def serve(
         Path | None,
         typer.Option("--checkpoint-file", help="where checkpoints go (default: beside the SQLite store)"),
     ] = None,
+    checkpoint_notify: Annotated[
+        str | None, typer.Option("--checkpoint-notify", help="also send each checkpoint to this bundle notifier")
+    ] = None,
     max_body: Annotated[int, typer.Option("--max-body-bytes", help="request body limit")] = 1 << 20,
     max_upload: Annotated[int, typer.Option("--max-upload-bytes", help="policy upload limit")] = 5 << 20,
 ) -> None:
@@ -115,6 +118,7 @@ def serve(
         max_body_bytes=max_body, max_upload_bytes=max_upload, secrets_file=secrets,
         allow_egress=tuple(allow_egress or ()),
         checkpoint_every_s=_seconds(checkpoint_every, "--checkpoint-every"), checkpoint_file=checkpoint_file,
+        checkpoint_notifier=checkpoint_notify,
     )
     try:
         state = ServiceState.open(settings)

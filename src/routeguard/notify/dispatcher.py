@@ -184,6 +184,10 @@ class Dispatcher:
     def notifier_names(self) -> list[str]:
         return sorted(self._notifiers)
 
+    def notifier(self, name: str) -> Notifier | None:
+        """The current sender of that name (for messages that do not go through the outbox)."""
+        return self._notifiers.get(name)
+
     def oldest_undelivered_age_s(self) -> float:
         """Seconds the oldest undelivered message has waited (0.0: none). Blocking (one query)."""
         age = self._outbox.oldest_undelivered_age(self._clock())

@@ -56,3 +56,4 @@ class Settings:
     allow_egress: tuple[str, ...] = ()  # `--allow-egress`: link-local/metadata hosts let through anyway
     checkpoint_every_s: float = 300.0  # `--checkpoint-every`: the signed audit head is written this often (0: off)
     checkpoint_file: Path | None = None  # default: `<sqlite db>.checkpoint.json`, else none
+    checkpoint_notifier: str | None = None  # `--checkpoint-notify`: also send each checkpoint to this notifier

@@ -84,8 +84,11 @@ class ServiceState:
         )
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
-        self.checkpoints = CheckpointWriter(store, checkpoint_path(settings), settings.checkpoint_every_s)
-        if self.checkpoints.path is None and settings.checkpoint_every_s > 0:
+        self.checkpoints = CheckpointWriter(
+            store, checkpoint_path(settings), settings.checkpoint_every_s,
+            self._checkpoint_to_notifier if settings.checkpoint_notifier else None,
+        )
+        if not self.checkpoints.enabled and settings.checkpoint_every_s > 0:
             report.notes.append("audit checkpoints are off: give --checkpoint-file (no default beside this store)")
         self._checkpointer: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
@@ -139,6 +142,13 @@ class ServiceState:
     def _kick_on(self, event: Event) -> None:
         if isinstance(event, RouteChanged | TerminalEngaged | SafeModeChanged):
             self.dispatcher.kick()
+
+    async def _checkpoint_to_notifier(self, payload: dict[str, Any]) -> None:
+        name = self.settings.checkpoint_notifier or ""
+        notifier = self.dispatcher.notifier(name)
+        if notifier is None:
+            raise LookupError(f"no notifier named {name!r} in the live bundles")
+        await notifier.send(payload)
 
     def notifier_configs(self) -> dict[str, NotifierConfig]:
         """The notifiers of every live bundle, by name (the stable bundle's first). A staged version whose
@@ -233,7 +243,7 @@ class ServiceState:
     def start(self) -> None:
         self.dispatcher.start()
         tracing.configure_tracing()
-        if self._checkpointer is None and self.checkpoints.path is not None and self.settings.checkpoint_every_s > 0:
+        if self._checkpointer is None and self.checkpoints.enabled:
             self._checkpointer = asyncio.get_running_loop().create_task(
                 self.checkpoints.run(), name="routeguard-checkpoints"
             )
@@ -249,7 +259,7 @@ class ServiceState:
                 await self._checkpointer
             self._checkpointer = None
             with contextlib.suppress(Exception):  # the last head, written as the service stops
-                await asyncio.to_thread(self.checkpoints.write_now)
+                await asyncio.wait_for(self.checkpoints.once(), 10)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
