@@ -160,3 +160,17 @@ def test_huge_numbers_and_long_strings_never_reach_the_store_on_sqlite(http: htt
 def test_huge_numbers_and_long_strings_never_reach_the_store_on_postgresql() -> None:
     with postgres_schema() as url, run_service(url, config=EXAMPLE) as service, service.client() as http:
         _check_out_of_range_input(http)
+
+
+def test_a_streamed_body_without_length_is_cut_at_the_limit(http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "triage-v3", "ok": true, "trace_id": "'
+        for _ in range(64):  # 4 MiB offered, in 64 KiB pieces, with no Content-Length
+            yield b"x" * 65536
+        yield b'"}'
+
+    try:
+        r = http.post("/v1/outcomes", content=chunks(), headers={"content-type": "application/json"})
+    except httpx.HTTPError:
+        return  # the server closed the connection mid-upload: also a refusal
+    _error(r, 413, "payload_too_large")
