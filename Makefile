@@ -7,6 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= $(or $(ROUTEGUARD_PORT),8080)
 
 .PHONY: install lock run test lint bench clean
+.PHONY: fuzz chaos soak
 
 # The development environment is the pinned lock file (every extra + dev tools), then this project without deps.
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -50,3 +51,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# security hardening (issue 13): longer runs of what CI runs bounded
+FUZZ_SECONDS ?= 600
+FUZZ_EXAMPLES ?= 200
+ROUNDS ?= 50
+fuzz: $(STAMP)
+	ROUTEGUARD_FUZZ_SECONDS=$(FUZZ_SECONDS) ROUTEGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest -q -p no:cacheprovider tests/integration/test_api_fuzz.py
+	ROUTEGUARD_PARSER_EXAMPLES=5000 $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_parser_fuzz.py
+
+chaos: $(STAMP)
+	ROUTEGUARD_CHAOS_ROUNDS=$(ROUNDS) $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_publish.py
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
+

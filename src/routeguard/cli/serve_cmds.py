@@ -78,6 +78,28 @@ def serve(
             help="level of routeguard's JSON log lines on stderr: routing events at info, decisions at debug",
         ),
     ] = "info",
+    secrets: Annotated[
+        Path | None,
+        typer.Option("--secrets", help="YAML mapping NAME -> list of hosts: where each environment secret may go"),
+    ] = None,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-egress", metavar="HOSTS", help="link-local/metadata hosts or networks to allow (comma-separated)"
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        str, typer.Option("--checkpoint-every", help="write the signed audit head this often (0: never)")
+    ] = "5m",
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint-file", help="where checkpoints go (default: beside the SQLite store)"),
+    ] = None,
+    checkpoint_notify: Annotated[
+        str | None, typer.Option("--checkpoint-notify", help="also send each checkpoint to this bundle notifier")
+    ] = None,
+    max_body: Annotated[int, typer.Option("--max-body-bytes", help="request body limit")] = 1 << 20,
+    max_upload: Annotated[int, typer.Option("--max-upload-bytes", help="policy upload limit")] = 5 << 20,
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
     try:
@@ -86,6 +108,7 @@ def serve(
         err_console.print(escape(f"error: serving needs {exc.name!r}: pip install 'routeguard[server]'"))
         raise typer.Exit(2) from exc
 
+    from routeguard.config.secrets import SecretsFileError
     from routeguard.service.app import create_app
     from routeguard.service.auth import AuthError
     from routeguard.service.bootstrap import StartupError
@@ -106,10 +129,14 @@ def serve(
     settings = Settings(
         db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
         replica_id=replica_id or None,
+        max_body_bytes=max_body, max_upload_bytes=max_upload, secrets_file=secrets,
+        allow_egress=tuple(allow_egress or ()),
+        checkpoint_every_s=_seconds(checkpoint_every, "--checkpoint-every"), checkpoint_file=checkpoint_file,
+        checkpoint_notifier=checkpoint_notify,
     )
     try:
         state = ServiceState.open(settings)
-    except AuthError as exc:
+    except (AuthError, SecretsFileError) as exc:
         err_console.print(f"[red]error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except StartupError as exc:
@@ -146,6 +173,16 @@ def serve(
         state.store.close()
 
 
+def _seconds(value: str, option: str) -> float:
+    from routeguard.core.durations import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except (TypeError, ValueError) as exc:
+        err_console.print(f"[red]error[/]: {option}: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
 def _open_existing(db: str | None, as_json: bool) -> Any:
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
@@ -178,6 +215,10 @@ def _fail(message: str, as_json: bool, code: int) -> None:
 AuditServerOpt = Annotated[
     str | None, typer.Option("--server", help="ask this service (token: ROUTEGUARD_TOKEN) instead of a store")
 ]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="a checkpoint file: also detect a truncated or wiped chain", dir_okay=False),
+]
 
 
 @audit_app.command("verify")
@@ -185,6 +226,7 @@ def verify(
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     server: AuditServerOpt = None,
+    checkpoint: CheckpointOpt = None,
 ) -> None:
     """Check the audit hash chain: exit 0 when intact, 1 with the first broken record."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -194,9 +236,15 @@ def verify(
 
         verify_remote(server, as_json)
 
+    from routeguard.store.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        anchor = read_checkpoint(checkpoint) if checkpoint is not None else None
+    except CheckpointError as exc:
+        _fail(str(exc), as_json, 2)
     store = _open_existing(db, as_json)
     try:
-        result = store.audit.verify()
+        result = store.audit.verify(anchor)
     except SQLAlchemyError as exc:
         _fail(f"cannot read the audit log: {exc}", as_json, 2)
     finally:
@@ -211,6 +259,29 @@ def verify(
             f"({result.records} record(s))"
         )
     raise typer.Exit(0 if result.ok else 1)
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the checkpoint to this file (atomically)")] = None,
+) -> None:
+    """Print (and with --out, write) the chain's signed head: {seq, hash, ts, alg, signature}. Keep it
+    outside the database; `audit verify --checkpoint FILE` then detects truncation and wipes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routeguard.store.checkpoint import write_checkpoint
+
+    store = _open_existing(db, False)
+    try:
+        anchor = store.audit.checkpoint()
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read the audit log: {exc}", False, 2)
+    finally:
+        store.close()
+    if out is not None:
+        write_checkpoint(out, anchor)
+    print_json(anchor.to_dict())
 
 
 @audit_app.command("export")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 
+from routeguard.core.context import MAX_NAME
+from routeguard.core.egress import EgressRules, check_egress
 from routeguard.core.findings import Finding
 from routeguard.core.model import Approval, Bundle, Policy
 from routeguard.core.resolve import PolicyIndex, RequestKey
@@ -29,9 +31,11 @@ def current_approval(bundle: Bundle, model: str, profile: str, now: float) -> tu
     return best, now < approval_deadline(best)
 
 
-def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
-    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published."""
-    findings: list[Finding] = []
+def check_bundle(bundle: Bundle, now: float, egress: EgressRules | None = None) -> list[Finding]:
+    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published.
+    ``egress``: the operator's secrets bindings and allow-list (default: any binding, no allow-list)."""
+    findings: list[Finding] = check_egress(bundle, egress if egress is not None else EgressRules())
+    findings.extend(_check_names(bundle))
     for name, profile in bundle.profiles.items():
         if profile.capabilities is not None and not profile.requires <= profile.capabilities:
             extra = ", ".join(sorted(profile.requires - profile.capabilities))
@@ -51,6 +55,16 @@ def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
         findings.extend(_check_policy(bundle, name, policy, now))
     findings.extend(_check_ambiguity(bundle))
     return findings
+
+
+def _check_names(bundle: Bundle) -> list[Finding]:
+    """Names end up in the audit log and the store's columns: at most MAX_NAME characters."""
+    out: list[Finding] = []
+    for section in ("models", "profiles", "notifiers", "policies"):
+        for name in getattr(bundle, section):
+            if len(name) > MAX_NAME:
+                out.append(Finding("schema", f"{section}.{name[:40]}…", f"a name is at most {MAX_NAME} characters"))
+    return out
 
 
 def _check_policy(bundle: Bundle, name: str, policy: Policy, now: float) -> list[Finding]:

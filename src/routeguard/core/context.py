@@ -11,6 +11,12 @@ from routeguard.core.aliases import AliasError, normalize_request
 
 __all__ = ["RouteContext", "RoutingError", "SafeMode"]
 
+# input bounds (CONTRACT §3: malformed input is a 4xx naming the field): names fit the store's columns,
+# counts stay integers every JSON reader keeps exactly; NaN and infinities fail these range tests too
+MAX_NAME = 200
+MAX_TRACE_ID = 100
+MAX_COUNT = 2**53 - 1
+
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT_KEYS = frozenset(
     {
@@ -158,6 +164,9 @@ def _str(data: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise RoutingError("invalid_context", f"{key}: expected a non-empty string, got {value!r}")
+    limit = MAX_TRACE_ID if key == "trace_id" else MAX_NAME
+    if len(value) > limit:
+        raise RoutingError("invalid_context", f"{key}: at most {limit} characters")
     return value
 
 
@@ -172,7 +181,7 @@ def _strings(data: Mapping[str, Any], key: str) -> list[str] | None:
 
 def _count(tokens: Mapping[str, Any], path: str, key: str) -> int:
     value = tokens.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_COUNT:
         raise RoutingError("invalid_context", f"{path}: expected a non-negative number, got {value!r}")
     return int(value)
 
@@ -181,6 +190,6 @@ def _positive(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_COUNT:
         raise RoutingError("invalid_context", f"{key}: expected a positive number, got {value!r}")
     return float(value)

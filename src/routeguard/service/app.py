@@ -30,6 +30,7 @@ from routeguard.service.api import (
     routes,
 )
 from routeguard.service.api import safe_mode as safe_mode_api
+from routeguard.service.body_guard import BodyGuard
 from routeguard.service.errors import install_error_handlers
 from routeguard.service.fastpath import RouteFastPath
 from routeguard.service.proxy import PROXY_PATH, ChatProxy
@@ -108,6 +109,7 @@ def create_app(
     )
     app.state.service = service
     app.state.sources = sources
+    app.router.redirect_slashes = False  # a redirect would build its Location from the Host header: 404 instead
     app.state.auth = service.auth
     install_error_handlers(app)
     for module in _ROUTERS:
@@ -117,6 +119,7 @@ def create_app(
     app.include_router(console_router)  # the operator console at /ui (CONTRACT §9)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404
     app.router.routes.append(Route(PROXY_PATH, RouteguardAPI.proxy, methods=["POST"], include_in_schema=False))
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(JsonByDefault)
     app.add_middleware(RouteFastPath)  # outermost: /v1/route skips the framework's per-request work
     return app

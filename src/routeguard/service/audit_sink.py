@@ -43,9 +43,15 @@ def _ts(at: float) -> datetime:
 class AuditSink:
     """Subscribe an instance to the Router; `notifiers()` names every notifier of the stable bundle."""
 
-    def __init__(self, store: Store, notifiers: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Callable[[], tuple[str, ...]],
+        qualify: Callable[[str | None, tuple[str, ...]], tuple[str, ...]] | None = None,
+    ) -> None:
         self._store = store
         self._notifiers = notifiers
+        self._qualify = qualify
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.failures = 0
@@ -84,15 +90,18 @@ class AuditSink:
             return
         payload = {k: v for k, v in body.items() if k not in ("kind", "ts")}
         if isinstance(event, RouteChanged):
+            notify = event.notify
+            if self._qualify is not None:  # a staged scope's own notifier of a shared name
+                notify = self._qualify(event.scope, notify)
             payload.update(self.episodes.change_estimate(event))
             if event.policy_version is not None:  # once per fleet: a replica that finds it logged writes nothing
                 self._store.events.record_route_change(
                     payload, event.policy, event.scope, event.policy_version, event.from_model, event.to_model,
-                    event.notify, now=_ts(event.at),
+                    notify, now=_ts(event.at),
                 )
             else:
                 self._store.events.record_event(event.audit_kind, payload, event.policy, event.scope,
-                                                event.notify, now=_ts(event.at))
+                                                notify, now=_ts(event.at))
             if (ending := self.episodes.on_change(event)) is not None:
                 self._episode(ending, event.at)
             return

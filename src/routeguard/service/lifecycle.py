@@ -11,6 +11,7 @@ from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
 from routeguard.core.durations import parse_duration
 from routeguard.core.findings import BundleError, Finding
+from routeguard.notify.redact import redact_bundle
 from routeguard.service.errors import ApiError, invalid_bundle
 from routeguard.service.state import ServiceState
 from routeguard.store.errors import InvalidScope, NotApproved
@@ -40,7 +41,7 @@ def load_config(config: Mapping[str, Any] | str) -> LoadedBundle:
 
 
 def _findings(state: ServiceState, loaded: LoadedBundle) -> list[Finding]:
-    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock()))
+    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock(), state.egress))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ def upload(
 
 def version_view(pv: PolicyVersion, rollout: Rollout | None, *, with_content: bool = False) -> dict[str, Any]:
     out = pv.to_dict(with_content=with_content)
+    if isinstance(out.get("config"), dict):  # webhook/Slack URL paths and header values are secrets
+        out["config"] = redact_bundle(out["config"])
     live = sorted(pv.live, key=lambda p: p.id)
     out["scope"] = live[-1].scope.to_dict() if live else None
     out["publications"] = [p.to_dict() for p in live]

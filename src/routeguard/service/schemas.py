@@ -5,9 +5,11 @@ Request models are strict (no "yes" for a boolean, no "5" for a number); unknown
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from routeguard.core.defaults import ERROR_CLASSES
 
 
 class _In(BaseModel):
@@ -63,15 +65,23 @@ class DecisionOut(_Out):
     rejected: list[dict[str, str]]
 
 
+_Name = Annotated[str, Field(min_length=1, max_length=200)]  # names fit the store's columns
+_Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
+
+
 class OutcomeIn(_In):
-    trace_id: str | None = None
-    model: str
+    model_config = ConfigDict(strict=True, extra="forbid")  # the core refuses unknown fields
+
+    trace_id: str | None = Field(None, max_length=200)
+    model: _Name
     ok: bool
-    error: str | None = None
-    latency_ms: float | None = None
+    error: str | None = Field(None, json_schema_extra={"enum": [*ERROR_CLASSES, None]})
+    latency_ms: float | None = Field(None, ge=0, le=2**53 - 1)
     partial_output: bool = False
-    tokens: dict[str, int] | None = None
-    quality: float | None = None
+    tokens: dict[str, _Count] | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    policy: str | None = None
+    task_type: str | None = None
 
 
 class OutcomesAccepted(_Out):
@@ -131,7 +141,7 @@ class PolicyUpload(_In):
         description="the bundle: an object, or YAML/JSON text",
         json_schema_extra={"anyOf": [{"type": "object"}, {"type": "string"}]},
     )
-    label: str | None = None
+    label: str | None = Field(None, max_length=200)
     dry_run: bool = False
     # PowerX's upload fields (CONTRACT §3): `version` is taken as the label, `scope` is publish's default,
     # `approver` the only principal who may approve the version
@@ -155,7 +165,7 @@ class ApproveIn(_In):
 
 class ScopeIn(_In):
     all: bool | None = None
-    tenants: list[str] | None = None
+    tenants: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, min_length=1)
     percent: int | None = Field(None, ge=1, le=100)
     business_lines: list[str] | None = None
 
@@ -199,7 +209,7 @@ class VersionList(_Out):
 class RollbackIn(_In):
     version: int | None = Field(None, description="publish this version again where a later one serves")
     policy_version: int | None = Field(None, description="PowerX's name for `version`")
-    tenant: str | None = Field(None, description="end this tenant's staged publication")
+    tenant: str | None = Field(None, description="end this tenant's staged publication", max_length=200)
     reason: str | None = None
 
 
@@ -211,7 +221,7 @@ class RollbackOut(_Out):
 # ---------------------------------------------------------------- safe mode, audit, queue
 class SafeModeIn(_In):
     enabled: bool
-    tenant: str | None = None
+    tenant: str | None = Field(None, max_length=200)
     reason: str = ""
     expected_duration: str | None = Field(
         None, description="how long it is expected to last (an operator's statement, e.g. '30m'); notified"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from routeguard.store import audit
-from routeguard.store._codec import normalize_json
+from routeguard.store._codec import fits_int4, normalize_json
 from routeguard.store.errors import StateConflict, UnknownEntry
 from routeguard.store.models import QueueEntry, QueueStatus
 from routeguard.store.tables import HumanQueueRow
@@ -67,7 +67,7 @@ class HumanQueue:
 
     def get(self, entry_id: int) -> QueueEntry:
         with self._db.read() as session:
-            row = session.get(HumanQueueRow, entry_id)
+            row = session.get(HumanQueueRow, entry_id) if fits_int4(entry_id) else None
             if row is None:
                 raise UnknownEntry(f"no human-queue entry {entry_id}")
             return _entry(row)
@@ -126,7 +126,7 @@ class HumanQueue:
         at = self._db.now(now)
         with self._db.transaction() as session:
             audit.lock_chain(session)
-            row = session.get(HumanQueueRow, entry_id)
+            row = session.get(HumanQueueRow, entry_id) if fits_int4(entry_id) else None
             if row is None:
                 raise UnknownEntry(f"no human-queue entry {entry_id}")
             if row.status == QueueStatus.CLAIMED.value and row.claimed_by != by:
