@@ -47,6 +47,14 @@ class Endpoint:
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    # azure: the deployment name and the api-version query parameter
+    deployment: str | None = None
+    api_version: str | None = None
+    # anthropic: max_tokens when the request names none (the Messages API requires one); version header
+    max_tokens: int | None = None
+    anthropic_version: str | None = None
+    # litellm: extra keyword arguments for litellm.acompletion (aws_region_name, vertex_project, ...)
+    params: tuple[tuple[str, str | int | float | bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,11 +42,14 @@ _MODEL = frozenset(
         "description",
     }
 )
-_ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
+_ENDPOINT = frozenset(
+    {"type", "base_url", "model", "api_key_env", "deployment", "api_version", "max_tokens", "anthropic_version",
+     "params"}
+)
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
 _NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers"})
-_ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
+_ENDPOINT_TYPES = frozenset({"openai", "azure", "anthropic", "litellm", "callable", "fake"})
 _NOTIFIER_TYPES = frozenset({"webhook", "slack", "email"})
 
 
@@ -113,13 +116,7 @@ def _data_classes(r: FieldReader, top: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _model(r: FieldReader, path: str, value: object) -> Model:
     m = r.mapping(path, value, _MODEL)
-    ep_raw = r.mapping(f"{path}.endpoint", m.get("endpoint", {}), _ENDPOINT)
-    endpoint = Endpoint(
-        type=r.choice(ep_raw, f"{path}.endpoint", "type", _ENDPOINT_TYPES, "openai"),
-        base_url=r.string(ep_raw, f"{path}.endpoint", "base_url", None),
-        model=r.string(ep_raw, f"{path}.endpoint", "model", None),
-        api_key_env=r.string(ep_raw, f"{path}.endpoint", "api_key_env", None),
-    )
+    endpoint = _endpoint(r, f"{path}.endpoint", m.get("endpoint", {}))
     cost_raw = r.mapping(f"{path}.cost", m.get("cost", {}), frozenset({"input_per_1m", "output_per_1m"}))
     cost = Cost(
         input_per_1m=r.number(cost_raw, f"{path}.cost", "input_per_1m", 0.0),
@@ -149,6 +146,38 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         limits=limits,
         trusted=r.boolean(m, path, "trusted", False),
     )
+
+
+def _endpoint(r: FieldReader, path: str, value: object) -> Endpoint:
+    ep = r.mapping(path, value, _ENDPOINT)
+    kind = r.choice(ep, path, "type", _ENDPOINT_TYPES, "openai")
+    max_tokens = r.number(ep, path, "max_tokens", None, minimum=1, integer=True)
+    params: list[tuple[str, str | int | float | bool]] = []
+    for key, item in r.mapping(f"{path}.params", ep.get("params", {}), None).items():
+        if isinstance(item, str | int | float | bool):
+            params.append((str(key), item))
+        else:
+            r.error(f"{path}.params.{key}", "expected a string, number or boolean")
+    endpoint = Endpoint(
+        type=kind,
+        base_url=r.string(ep, path, "base_url", None),
+        model=r.string(ep, path, "model", None),
+        api_key_env=r.string(ep, path, "api_key_env", None),
+        deployment=r.string(ep, path, "deployment", None),
+        api_version=r.string(ep, path, "api_version", None),
+        max_tokens=int(max_tokens) if max_tokens is not None else None,
+        anthropic_version=r.string(ep, path, "anthropic_version", None),
+        params=tuple(sorted(params)),
+    )
+    if kind == "azure":
+        for key in ("base_url", "deployment"):
+            if getattr(endpoint, key) is None:
+                r.error(f"{path}.{key}", f"{key!r} is required for an azure endpoint")
+    if kind == "litellm" and endpoint.model is None:
+        r.error(f"{path}.model", "'model' is required for a litellm endpoint (e.g. bedrock/..., vertex_ai/...)")
+    if endpoint.params and kind != "litellm":
+        r.error(f"{path}.params", "'params' applies to litellm endpoints only")
+    return endpoint
 
 
 def _profile(r: FieldReader, path: str, value: object) -> Profile:

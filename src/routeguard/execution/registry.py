@@ -1,23 +1,27 @@
-"""Providers by model name: built from the bundle's endpoints, or registered by the caller."""
+"""Providers by model name: built from the bundle's endpoints, or registered by the caller.
+
+HTTP providers (openai, azure, anthropic) share one pooled transport (`transport.make_transport`: the lean
+client, or httpx with ``ROUTEGUARD_HTTP_CLIENT=httpx``); a litellm provider brings its own clients.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
 
-from routeguard.core.errors import ProviderError
-from routeguard.core.model import Model
+from routeguard.core.model import Endpoint, Model
 from routeguard.execution.providers.base import Provider
+from routeguard.execution.providers.build import HTTP_TYPES, build_provider
 
 __all__ = ["ProviderRegistry"]
 
 
 class ProviderRegistry:
-    """One provider per model; OpenAI-compatible endpoints share one pooled HTTP client."""
+    """One provider per model; HTTP endpoints share one pooled transport."""
 
     def __init__(self, providers: Mapping[str, Provider] | None = None) -> None:
         self._explicit: dict[str, Provider] = dict(providers or {})
-        self._built: dict[tuple[str, str | None, str | None, str | None], Provider] = {}
+        self._built: dict[tuple[str, Endpoint], Provider] = {}
         self._client: object | None = None
         self._lock = threading.Lock()
 
@@ -29,23 +33,18 @@ class ProviderRegistry:
         found = self._explicit.get(model.name)
         if found is not None:
             return found
-        ep = model.endpoint
-        if ep.type != "openai" or not ep.base_url:
-            raise ProviderError.of(
-                "connection", f"no provider registered for model {model.name} (endpoint type {ep.type})",
-                model=model.name,
-            )
-        key = (model.name, ep.base_url, ep.model, ep.api_key_env)
+        key = (model.name, model.endpoint)
+        provider = self._built.get(key)
+        if provider is not None:
+            return provider
         with self._lock:
             provider = self._built.get(key)
             if provider is None:
-                from routeguard.execution.providers.openai_http import OpenAIHTTPProvider, make_upstream_client
+                if self._client is None and model.endpoint.type in HTTP_TYPES:
+                    from routeguard.execution.providers.transport import make_transport
 
-                if self._client is None:
-                    self._client = make_upstream_client()
-                provider = OpenAIHTTPProvider(
-                    model.name, ep.base_url, ep.model or model.name, ep.api_key_env, client=self._client
-                )
+                    self._client = make_transport()
+                provider = build_provider(model.name, model.endpoint, self._client)
                 self._built[key] = provider
             return provider
 
