@@ -8,7 +8,9 @@ variable (else LiteLLM reads its provider's usual environment variables), and ``
 arguments (``aws_region_name``, ``vertex_project`` …).
 
 litellm is imported when the first litellm-typed provider is built (the first request to such a model),
-never by ``import routeguard`` or by bundles without one.
+never by ``import routeguard`` or by bundles without one. Before the import ``LITELLM_LOCAL_MODEL_COST_MAP``
+defaults to ``True``: otherwise importing litellm fetches its price list from GitHub, an egress a governed
+router must not make on its own (set the variable to ``False`` to allow it).
 
 Classification: LiteLLM raises its own exception types, which carry an HTTP ``status_code`` that does not
 always say what happened (``ContextWindowExceededError`` and ``ContentPolicyViolationError`` are 400s,
@@ -50,20 +52,36 @@ _ERROR_STATUS = {E.CONTEXT_WINDOW: 400, E.CONTENT_FILTER: 400, E.BAD_REQUEST: 40
                  E.NOT_FOUND: 404, E.RATE_LIMIT: 429}
 
 
+def _transport_cause(exc: BaseException) -> ErrorClass | None:
+    """``connection`` / ``timeout`` when a status-less transport error (httpx, the SDK's connection error,
+    OSError) caused ``exc``: LiteLLM reports a refused connection as an ``InternalServerError`` (500)."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "status_code", None) is None:
+            found = classify(exception=cause).error_class
+            if found in (E.CONNECTION, E.TIMEOUT):
+                return found
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def classify_litellm(exc: BaseException) -> Classified:
-    """The §4 class of an exception raised by litellm (by type first, then status and body)."""
+    """The §4 class of an exception raised by litellm (by type first, then its cause, status and body)."""
     headers = getattr(getattr(exc, "response", None), "headers", None)
     base = classify(exception=exc, headers=headers if isinstance(headers, Mapping) else None)
+    found: ErrorClass | None = None
     for klass in type(exc).__mro__:
         found = _TYPES.get(klass.__name__)
-        if found is not None:
-            if found is base.error_class:
-                return base
-            return Classified.of(found, base.message, retry_after_s=base.retry_after_s,
-                                 provider_code=base.provider_code)
-        if klass.__module__.startswith("openai"):
+        if found is not None or klass.__module__.startswith("openai"):
             break  # past litellm's own classes: the SDK's names are the classifier's business
-    return base
+    found = found or base.error_class
+    if found is E.SERVER_ERROR:
+        found = _transport_cause(exc) or found
+    if found is base.error_class:
+        return base
+    return Classified.of(found, base.message, retry_after_s=base.retry_after_s, provider_code=base.provider_code)
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -80,6 +98,7 @@ def _plain(obj: Any) -> dict[str, Any]:
 class LiteLLMProvider:
     def __init__(self, name: str, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
                  params: Mapping[str, Any] | None = None) -> None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm  # the optional extra: loaded only when such a model is used
 
         self._litellm: Any = litellm
