@@ -14,8 +14,8 @@ from routeguard.core.errors import ErrorClass, ProviderError, StreamBroken
 
 pytest.importorskip("litellm")
 
-from routeguard.execution.providers.litellm_provider import LiteLLMProvider  # noqa: E402
-from support.upstream import (  # noqa: E402
+from routeguard.execution.providers.litellm_provider import LiteLLMProvider
+from support.upstream import (
     UpstreamServer,
     context_length_exceeded,
     error,
