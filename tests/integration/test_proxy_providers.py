@@ -194,6 +194,18 @@ def test_usage_counts_toward_the_tpm_quota(px: Stack) -> None:
     assert {"model": "claude-quota", "reason": "quota_exhausted"}.items() <= decision["rejected"][0].items()
 
 
+def test_langchain_chat_openai_onto_anthropic(px: Stack) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="assistant", base_url=px.svc.url + "/v1", api_key="x", max_retries=0)
+    assert llm.invoke("What is the weather in Paris?").content == "Hello from Claude"
+    px.claude.set(ANTHROPIC_MODEL, text_reply("Streamed by Claude"))
+    assert "".join(str(part.content) for part in llm.stream("Weather?")) == "Streamed by Claude"
+    px.claude.set(ANTHROPIC_MODEL, tool_reply("get_weather", {"location": "Paris"}))
+    called = llm.bind_tools(TOOLS).invoke("Weather in Paris?")
+    assert [(c["name"], c["args"]) for c in called.tool_calls] == [("get_weather", {"location": "Paris"})]
+
+
 # ---------------------------------------------------------------- Azure and LiteLLM
 def test_azure_deployment_and_content_filter(px: Stack) -> None:
     raw = px.client.chat.completions.with_raw_response.create(model="azure-agent", messages=MESSAGES)
