@@ -74,16 +74,23 @@ class Conn:
 
     async def post(self, path: str, body: bytes, first_token: list[float] | None = None,
                    headers: str = "", token: re.Pattern[bytes] = CONTENT) -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         head = f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{headers}"
         self.writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
-        lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        try:
+            lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            self.writer = None  # the server closed the idle connection: send once more on a new one
+            return await self.post(path, body, first_token, headers, token)
         status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:] if ln)}
-        if b"content-length" in headers:
-            return status, await self.reader.readexactly(int(headers[b"content-length"]))
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:] if ln)}
+        if b"content-length" in fields:
+            return status, await self.reader.readexactly(int(fields[b"content-length"]))
         out = bytearray()
         while True:  # chunked
             size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)

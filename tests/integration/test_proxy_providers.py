@@ -223,6 +223,17 @@ def test_azure_deployment_and_content_filter(px: Stack) -> None:
     assert raw.headers["x-routeguard-model"] == "gpt"
 
 
+def test_content_filter_as_a_named_fallback_trigger(px: Stack) -> None:
+    px.apis.set("gpt-4o-eu", "filtered_answer")
+    raw = px.client.chat.completions.with_raw_response.create(model="azure-filtered", messages=MESSAGES)
+    assert raw.headers["x-routeguard-model"] == "gpt" and raw.headers["x-routeguard-fallback"] == "true"
+    px.apis.set("gpt-4o-eu", "error:503")  # overloaded is not among this fallback's triggers: terminal action
+    with pytest.raises(openai.InternalServerError) as caught:
+        px.client.chat.completions.create(model="azure-filtered", messages=MESSAGES)
+    assert isinstance(caught.value.body, dict) and caught.value.body["action"] == "suspend"
+    assert px.openai_up.count("gpt-up") == 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="the litellm extra is not installed")
 def test_litellm_backed_model(px: Stack) -> None:
     px.openai_up.set("litellm-up", ok("via litellm", chunks=2))

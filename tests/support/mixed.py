@@ -4,6 +4,7 @@ fakes, for the end-to-end proxy tests (and the docs' example). Agents:
 - `assistant`: primary `claude` (anthropic), fallback `gpt` (openai); retry 2 attempts, 10 ms backoff.
 - `quota`: primary `claude-quota` (anthropic, `limits.tpm: 40`), fallback `gpt`.
 - `azure-agent`: primary `azure-gpt` (azure), fallback `gpt`.
+- `azure-filtered`: primary `azure-gpt`, fallback `gpt` on `content_filter` only.
 - `litellm-agent`: primary `via-litellm` (litellm `openai/…` onto the OpenAI fake), fallback `gpt`.
 - `embed-agent`: primary `embedder` (openai, capability `embeddings`), fallback `embedder-azure` (azure).
 - `responder`: primary `gpt-resp` (openai, native Responses API), fallback `claude`.
@@ -73,6 +74,7 @@ def mixed_bundle(openai_url: str, anthropic_url: str, apis_url: str) -> dict[str
             "assistant": policy("claude", "gpt", retry={"attempts": 2, "backoff": "10ms"}),
             "quota": policy("claude-quota", "gpt"),
             "azure-agent": policy("azure-gpt", "gpt"),
+            "azure-filtered": {**policy("azure-gpt", "gpt"), "fallbacks": [{"model": "gpt", "on": ["content_filter"]}]},
             "litellm-agent": policy("via-litellm", "gpt"),
             "responder": policy("gpt-resp", "claude"),
             "embed-agent": {**policy("embedder", "embedder-azure"), "profile": "retrieval"},
