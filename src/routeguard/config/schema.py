@@ -57,6 +57,12 @@ def bundle_schema() -> dict[str, Any]:
             "languages": _STRINGS,
             "limits": _obj({"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1}}),
             "trusted": {"type": "boolean", "default": False},
+            "deployments": {
+                "type": "array",
+                "description": "more endpoints of the same model (regions, replicas, keys); its endpoint is 'main'",
+                "items": _obj({"name": {"type": "string"}, "endpoint": {"type": "object"}, "regions": _STRINGS,
+                               "weight": {"type": "integer", "minimum": 0, "default": 1}}, ["endpoint"]),
+            },
         },
         ["capabilities", "clearance"],
     )

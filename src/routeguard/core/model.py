@@ -18,6 +18,7 @@ __all__ = [
     "Bundle",
     "Canary",
     "Cost",
+    "Deployment",
     "Endpoint",
     "Fallback",
     "HealthConfig",
@@ -58,6 +59,16 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Deployment:
+    """One more endpoint of the same model (a region, a replica, another key): CONTRACT §1 ``deployments``."""
+
+    name: str
+    endpoint: Endpoint
+    regions: frozenset[str] | None = None  # None: the model's regions
+    weight: int = 1  # share of the spread; 0 drains it
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
@@ -86,6 +97,7 @@ class Model:
     languages: frozenset[str] | None = None
     limits: Limits | None = None
     trusted: bool = False
+    deployments: tuple[Deployment, ...] = ()  # beyond ``endpoint`` (which is deployment "main")
 
 
 @dataclass(frozen=True, slots=True)

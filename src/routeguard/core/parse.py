@@ -14,6 +14,7 @@ from routeguard.core.model import (
     Approval,
     Bundle,
     Cost,
+    Deployment,
     Endpoint,
     Limits,
     Model,
@@ -40,8 +41,10 @@ _MODEL = frozenset(
         "limits",
         "trusted",
         "description",
+        "deployments",
     }
 )
+_DEPLOYMENT = frozenset({"name", "endpoint", "regions", "weight"})
 _ENDPOINT = frozenset(
     {"type", "base_url", "model", "api_key_env", "deployment", "api_version", "max_tokens", "anthropic_version",
      "params"}
@@ -129,6 +132,7 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         tpm = r.number(lim, f"{path}.limits", "tpm", None, minimum=1, integer=True)
         limits = Limits(rpm=int(rpm) if rpm is not None else None, tpm=int(tpm) if tpm is not None else None)
     window = r.number(m, path, "context_window", None, minimum=1, integer=True)
+    regions = r.strings(m, path, "regions")
     caps = r.strings(m, path, "capabilities")
     if caps is None:
         r.required(m, path, "capabilities")
@@ -141,11 +145,39 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         cost=cost,
         modalities=r.strings(m, path, "modalities") or D.MODALITIES,
         context_window=int(window) if window is not None else None,
-        regions=r.strings(m, path, "regions"),
+        regions=regions,
         languages=r.strings(m, path, "languages"),
         limits=limits,
         trusted=r.boolean(m, path, "trusted", False),
+        deployments=_deployments(r, path, m.get("deployments"), regions),
     )
+
+
+def _deployments(
+    r: FieldReader, path: str, value: object, model_regions: frozenset[str] | None
+) -> tuple[Deployment, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.error(f"{path}.deployments", "expected a list of deployments")
+        return ()
+    out: list[Deployment] = []
+    for i, item in enumerate(value):
+        where = f"{path}.deployments[{i}]"
+        d = r.mapping(where, item, _DEPLOYMENT)
+        if "endpoint" not in d:
+            r.error(f"{where}.endpoint", "'endpoint' is required")
+        weight = r.number(d, where, "weight", 1, minimum=0, integer=True)
+        regions = r.strings(d, where, "regions")
+        if regions is not None and model_regions is not None and not regions <= model_regions:
+            outside = ", ".join(sorted(regions - model_regions))
+            r.error(f"{where}.regions", f"{outside} outside the model's regions", "region_not_allowed")
+        name = str(r.string(d, where, "name", f"d{i + 1}"))
+        if name == "main" or any(o.name == name for o in out):
+            r.error(f"{where}.name", f"deployment name {name!r} is taken (\"main\" is the model's endpoint)")
+        out.append(Deployment(name, _endpoint(r, f"{where}.endpoint", d.get("endpoint", {})),
+                              regions, int(weight if weight is not None else 1)))
+    return tuple(out)
 
 
 def _endpoint(r: FieldReader, path: str, value: object) -> Endpoint:

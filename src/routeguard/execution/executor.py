@@ -29,6 +29,7 @@ from routeguard.core.health_view import HealthState
 from routeguard.core.model import Model, Policy, TerminalAction
 from routeguard.core.outcome import Outcome
 from routeguard.execution.apis import CHAT, Api, usage_tokens
+from routeguard.execution.deployments import SERVED_DEPLOYMENT
 from routeguard.execution.providers.base import Provider
 from routeguard.execution.providers.openai_shapes import make_completion
 from routeguard.execution.queue import HumanQueue, MemoryHumanQueue
@@ -53,6 +54,7 @@ class Served:
     attempts: int
     fell_back: bool
     terminal: str | None = None
+    deployment: str | None = None  # which of the model's deployments answered (None: it has none)
     input_tokens: int = 0  # from the serving model's usage (0 when it reported none)
     output_tokens: int = 0
     cost_usd: float | None = None  # those tokens at the model's bundle price; None without usage
@@ -71,7 +73,7 @@ class Executor:
         rng: random.Random | None = None,
     ) -> None:
         self.router = router
-        self.providers = ProviderRegistry(providers)
+        self.providers = ProviderRegistry(providers, clock=router.now)
         self.queue: HumanQueue = queue if queue is not None else MemoryHumanQueue()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -217,14 +219,16 @@ class _Run:
     def preview(self, model: str | None) -> Served:
         """The summary as it will be if ``model`` finishes the request (no side effects)."""
         assert self.first is not None
-        tokens, cost = self.tokens, None
-        if tokens is not None and model is not None:
+        inp, out = self.tokens or (0, 0)
+        cost = None
+        if self.tokens is not None and model is not None:
             found = self._table().bundle.models.get(model)
-            cost = found.cost.estimate_usd(*tokens) if found is not None else None
+            cost = found.cost.estimate_usd(inp, out) if found is not None else None
         return Served(
             self.first, model, self.attempts, fell_back=bool(self.failures) or (model != self.first.model),
             terminal=None if model is not None else (self.terminal_action or "suspend"),
-            input_tokens=tokens[0] if tokens else 0, output_tokens=tokens[1] if tokens else 0, cost_usd=cost,
+            deployment=SERVED_DEPLOYMENT.get() if model is not None else None,
+            input_tokens=inp, output_tokens=out, cost_usd=cost,
         )
 
     def served(self, model: str | None) -> Served:
@@ -270,7 +274,8 @@ class _Run:
             self.attempts += 1
             started = self.router.now()
             try:
-                provider = self.ex.providers.get(model)
+                SERVED_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region)
                 result = await call(provider, self._timeout(policy))
             except ProviderError as err:
                 self._report(decision, model_name, False, err.error_class.value, started)
@@ -338,7 +343,8 @@ class _Run:
             delivered = 0
             held: list[dict[str, Any]] = []
             try:
-                provider = self.ex.providers.get(model)
+                SERVED_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region)
                 stream = api.open(provider, request, self._timeout(policy))
                 async with aclosing(stream) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:

@@ -3,7 +3,8 @@
 
 Route, call, retry and fall back through the executor; answer exactly as an OpenAI endpoint would:
 - plain: the upstream's completion JSON; streamed: its chunks relayed as they arrive, then `data: [DONE]`;
-- headers `x-routeguard-model`, `-policy`, `-policy-version`, `-trace-id`, `-fallback` (`true`/`false`), and on
+- headers `x-routeguard-model`, `-policy`, `-policy-version`, `-trace-id`, `-fallback` (`true`/`false`),
+  `-deployment` (for a model with deployments: the one that answered), and on
   a plain answer whose upstream reported usage `-cost-usd` (those tokens at the model's bundle price);
 - a stream that fails after output reached the client ends with an SSE `error` event and no `[DONE]`
   (the `openai` SDK raises `APIError`); before any output the executor fails over, so nothing is sent yet;
@@ -138,6 +139,8 @@ def served_headers(served: Served, trace_id: str) -> Headers:
            (b"x-routeguard-fallback", b"true" if is_fallback(served) else b"false")]
     if served.model is not None:
         out.append(_h(b"x-routeguard-model", served.model))
+    if served.deployment is not None:
+        out.append(_h(b"x-routeguard-deployment", served.deployment))
     if served.cost_usd is not None:
         out.append(_h(b"x-routeguard-cost-usd", f"{served.cost_usd:.8f}"))
     return out
