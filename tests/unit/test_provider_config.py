@@ -117,3 +117,16 @@ async def test_registry_builds_once_per_endpoint_and_shares_one_transport() -> N
     assert isinstance(first, AnthropicProvider) and isinstance(azure, AzureOpenAIProvider)
     assert first._client is azure._client
     await registry.aclose()
+
+
+def test_the_providers_example_compiles_with_every_type() -> None:
+    from pathlib import Path
+
+    from routeguard import Router
+
+    router = Router.from_file(Path(__file__).resolve().parents[2] / "examples" / "providers.yaml")
+    decision = router.decide({"agent": "assistant"})
+    assert decision.model == "claude"
+    models = router.table_for(None)[1].bundle.models
+    assert {m.endpoint.type for m in models.values()} == {"openai", "anthropic", "azure", "litellm"}
+    assert [d.name for d in models["gpt4o-eu"].deployments] == ["frankfurt"]
