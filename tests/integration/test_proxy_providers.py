@@ -264,6 +264,15 @@ def test_embeddings_through_the_proxy(px: Stack) -> None:
     assert px.apis.calls[-1][0] == "/openai/deployments/embed-eu/embeddings"
 
 
+def test_embeddings_input_is_checked_and_stream_is_not_forwarded(px: Stack) -> None:
+    with px.svc.client() as http:
+        missing = http.post("/v1/embeddings", json={"model": "embed-agent"})
+        assert missing.status_code == 400 and missing.json()["error"]["message"].startswith("input:")
+        ok_ = http.post("/v1/embeddings", json={"model": "embed-agent", "input": "x", "stream": True})
+        assert ok_.status_code == 200 and ok_.headers["content-type"].startswith("application/json")
+    assert "stream" not in px.apis.calls[-1][3] and len(px.apis.calls) == 1
+
+
 def test_embeddings_need_a_policy_whose_ceiling_allows_them(px: Stack) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         px.client.embeddings.create(model="assistant", input="hello")

@@ -31,7 +31,7 @@ from routeguard.core.outcome import Outcome
 from routeguard.execution.apis import CHAT, Api, usage_tokens
 from routeguard.execution.deployments import SERVED_DEPLOYMENT
 from routeguard.execution.providers.base import Provider
-from routeguard.execution.providers.openai_shapes import make_completion
+from routeguard.execution.providers.openai_shapes import completion_to_chunks, make_completion
 from routeguard.execution.queue import HumanQueue, MemoryHumanQueue
 from routeguard.execution.registry import ProviderRegistry
 
@@ -130,7 +130,7 @@ class Executor:
                 completion = run.terminal(decision, request)
                 if on_start is not None:
                     on_start(run.preview(None))
-                for chunk in _as_chunks(completion):
+                for chunk in completion_to_chunks(completion):
                     yield chunk
                 yield run.served(None)
                 return
@@ -402,8 +402,3 @@ class _Run:
         completion["routeguard_terminal"] = {"action": terminal.action.value, "reason": reason}
         return completion
 
-
-def _as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    from routeguard.execution.providers.openai_shapes import completion_to_chunks
-
-    return completion_to_chunks(completion)

@@ -22,6 +22,7 @@ from typing import Any
 from routeguard.execution.apis import CHAT, EMBEDDINGS, RESPONSES, Api
 from routeguard.service import sse
 from routeguard.service.api.deps import dumps
+from routeguard.service.errors import ApiError
 from routeguard.service.proxy_request import ProxyCall, Received, build_call, text_chars
 
 __all__ = ["CHAT_API", "EMBEDDINGS_API", "PROXY_APIS", "RESPONSES_API", "ProxyApi"]
@@ -50,8 +51,11 @@ def _embeddings_estimate(body: Mapping[str, Any]) -> dict[str, int]:
 def _build_embeddings(body: Any, received: Received) -> ProxyCall:
     call = build_call(body, received, estimate=_embeddings_estimate, requires=("embeddings",),
                       what="an embeddings request")
-    if call.stream:  # not an embeddings option: nothing is streamed
-        call = ProxyCall(call.agent, False, {**call.context, "stream": False}, call.request)
+    if not isinstance(call.request.get("input"), str | list):
+        raise ApiError(400, "invalid_request", "input: required, a string or a list (of strings or token ids)")
+    if "stream" in call.request:  # not an embeddings option: nothing is streamed, nothing is forwarded
+        request = {k: v for k, v in call.request.items() if k != "stream"}
+        call = ProxyCall(call.agent, False, {**call.context, "stream": False}, request)
     return call
 
 
