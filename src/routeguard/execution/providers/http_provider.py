@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from routeguard.core.errors import ErrorClass, ProviderError, StreamBroken, classify
 from routeguard.execution.providers.base import stream_broken, stream_timeout
+from routeguard.execution.providers.openai_shapes import completion_to_chunks
 from routeguard.execution.providers.transport import TRANSPORT_ERRORS, Response, Transport, make_transport
 
 __all__ = ["HTTPProvider", "StreamDecoder", "dumps"]
@@ -85,8 +86,6 @@ class HTTPProvider:
 
     async def stream(self, request: dict[str, Any], *, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
         url, headers, body = self.chat_call(request, stream=True)
-        from routeguard.execution.providers.openai_shapes import completion_to_chunks
-
         async for chunk in self.call_stream(url, headers, body, timeout_s, self.chat_decoder(request),
                                             lambda data, status: completion_to_chunks(self.chat_answer(data, status))):
             yield chunk
