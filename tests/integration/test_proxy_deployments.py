@@ -64,6 +64,10 @@ def test_spread_over_deployments_names_the_one_that_answered(svc: tuple[Service,
     _, client = svc
     seen = {ask(client)["x-routeguard-deployment"] for _ in range(40)}
     assert seen == {"main", "london-2", "frankfurt"}
+    raw = client.chat.completions.with_raw_response.create(model="agent", messages=MESSAGES, stream=True,
+                                                           extra_headers={"x-routeguard-region": "eu-central-1"})
+    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices) == "Hello from upstream"
+    assert raw.headers["x-routeguard-deployment"] in ("main", "frankfurt")
     assert upstream.count("tri-x") == 0 and upstream.count("backup-up") == 0
 
 
