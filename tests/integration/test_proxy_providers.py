@@ -206,6 +206,16 @@ def test_langchain_chat_openai_onto_anthropic(px: Stack) -> None:
     assert [(c["name"], c["args"]) for c in called.tool_calls] == [("get_weather", {"location": "Paris"})]
 
 
+def test_a_stream_without_usage_still_counts_toward_tpm(px: Stack) -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    first = px.client.chat.completions.with_raw_response.create(model="quota-openai", messages=hi, stream=True)
+    assert [c.usage for c in first.parse()] == [None] * 5  # the client did not ask for usage: none was sent
+    assert first.headers["x-routeguard-model"] == "gpt-quota"
+    # counted as the input estimate (4) + one token per output chunk (4): the next request's 4 pass tpm 10
+    second = px.client.chat.completions.with_raw_response.create(model="quota-openai", messages=hi)
+    assert second.headers["x-routeguard-model"] == "gpt"
+
+
 # ---------------------------------------------------------------- Azure and LiteLLM
 def test_azure_deployment_and_content_filter(px: Stack) -> None:
     raw = px.client.chat.completions.with_raw_response.create(model="azure-agent", messages=MESSAGES)

@@ -3,6 +3,7 @@ fakes, for the end-to-end proxy tests (and the docs' example). Agents:
 
 - `assistant`: primary `claude` (anthropic), fallback `gpt` (openai); retry 2 attempts, 10 ms backoff.
 - `quota`: primary `claude-quota` (anthropic, `limits.tpm: 40`), fallback `gpt`.
+- `quota-openai`: primary `gpt-quota` (openai, `limits.tpm: 10`), fallback `gpt`.
 - `azure-agent`: primary `azure-gpt` (azure), fallback `gpt`.
 - `azure-filtered`: primary `azure-gpt`, fallback `gpt` on `content_filter` only.
 - `litellm-agent`: primary `via-litellm` (litellm `openai/…` onto the OpenAI fake), fallback `gpt`.
@@ -39,6 +40,8 @@ def mixed_bundle(openai_url: str, anthropic_url: str, apis_url: str) -> dict[str
         "claude-quota": _model({"type": "anthropic", "base_url": anthropic_url, "model": "claude-quota"}, chat,
                                limits={"tpm": 40}),
         "gpt": _model({"type": "openai", "base_url": openai_url, "model": "gpt-up"}, chat),
+        "gpt-quota": _model({"type": "openai", "base_url": openai_url, "model": "gpt-quota-up"}, chat,
+                            limits={"tpm": 10}),
         "azure-gpt": _model({"type": "azure", "base_url": apis_url, "deployment": "gpt-4o-eu",
                              "api_version": "2024-10-21", "api_key_env": "RG_TEST_AZURE_KEY"}, chat),
         "via-litellm": _model({"type": "litellm", "model": "openai/litellm-up", "base_url": openai_url,
@@ -73,6 +76,7 @@ def mixed_bundle(openai_url: str, anthropic_url: str, apis_url: str) -> dict[str
         "policies": {
             "assistant": policy("claude", "gpt", retry={"attempts": 2, "backoff": "10ms"}),
             "quota": policy("claude-quota", "gpt"),
+            "quota-openai": policy("gpt-quota", "gpt"),
             "azure-agent": policy("azure-gpt", "gpt"),
             "azure-filtered": {**policy("azure-gpt", "gpt"), "fallbacks": [{"model": "gpt", "on": ["content_filter"]}]},
             "litellm-agent": policy("via-litellm", "gpt"),

@@ -282,7 +282,8 @@ class _Run:
                 await self._after_failure(decision, policy, model_name, err, attempt)
                 continue
             self.tokens = usage_tokens(result) if isinstance(result, dict) else None
-            self._report(decision, model_name, True, None, started, tokens=self.tokens)
+            tokens = self.tokens or (self.ctx.input_tokens, self.ctx.output_tokens)  # no usage: the estimate
+            self._report(decision, model_name, True, None, started, tokens=tokens)
             return result
         raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
 
@@ -369,7 +370,9 @@ class _Run:
                 continue
             for early in held:
                 yield early
-            self._report(decision, model_name, True, None, started, tokens=self.tokens)
+            # without usage from the upstream: the request's input estimate and ~one token per output chunk
+            tokens = self.tokens or (self.ctx.input_tokens, delivered)
+            self._report(decision, model_name, True, None, started, tokens=tokens)
             return
 
     def terminal(self, decision: Decision, request: dict[str, Any]) -> dict[str, Any]:
