@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from routeguard.core.errors import ErrorClass, ProviderError, StreamBroken
 
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as the provider does: no egress on import
 pytest.importorskip("litellm")
 
 from routeguard.execution.providers.litellm_provider import LiteLLMProvider
