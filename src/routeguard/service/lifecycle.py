@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from routeguard.config.artifacts import artifact_findings
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
 from routeguard.core.findings import BundleError, Finding
@@ -38,7 +39,9 @@ def load_config(config: Mapping[str, Any] | str) -> LoadedBundle:
 
 
 def _findings(state: ServiceState, loaded: LoadedBundle) -> list[Finding]:
-    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock()))
+    findings = check_bundle(loaded.bundle, state.settings.clock())
+    findings += artifact_findings(loaded.bundle, state.settings.artifact_root)
+    return loaded.locate(findings)
 
 
 def upload(

@@ -18,7 +18,7 @@ from typing import Any
 
 from routeguard.service.errors import ApiError
 
-__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers"]
+__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers", "user_text"]
 
 # metadata key -> route request field
 CONTEXT_FIELDS: Mapping[str, str] = {
@@ -109,6 +109,21 @@ def _estimate(body: Mapping[str, Any]) -> dict[str, int]:
     return {"input": chars // _CHARS_PER_TOKEN + count * _TOKENS_PER_MESSAGE, "output": out_tokens}
 
 
+def user_text(body: Mapping[str, Any]) -> str:
+    """The text of the request's user messages (what a learned primary scores), joined by blank lines."""
+    parts: list[str] = []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "\n\n".join(parts)
+
+
 def build_call(body: Any, received: Received) -> ProxyCall:
     """Raises ApiError (400/422) for a body that is not a chat request object."""
     if not isinstance(body, dict):
@@ -141,4 +156,7 @@ def build_call(body: Any, received: Received) -> ProxyCall:
     context.update(fields)
     if "estimated_tokens" not in context:
         context["estimated_tokens"] = _estimate(body)
+    prompt = user_text(body)
+    if prompt:
+        context["prompt"] = prompt  # scored by the Router when the policy has a learned primary
     return ProxyCall(model, stream, context, request)

@@ -50,3 +50,10 @@ class Settings:
     outbox_lease_s: float = field(default_factory=default_outbox_lease_s)
     outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
     clock: Callable[[], float] = time.time
+    artifact_dir: Path | None = None  # relative learned-primary artifacts (default: --config's directory, else cwd)
+
+    @property
+    def artifact_root(self) -> Path:
+        if self.artifact_dir is not None:
+            return self.artifact_dir
+        return self.config_path.parent if self.config_path is not None else Path.cwd()

@@ -101,7 +101,9 @@ class ServiceState:
         return state
 
     def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
-        router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
+        router = Router(
+            live.stable, clock=self.settings.clock, legacy=legacy, artifact_root=self.settings.artifact_root
+        )
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.sink)  # first (it also logs): the outbox row exists before the dispatcher is kicked
         router.subscribe(self.metrics.observe_event)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,15 @@ class PoissonTraffic:
     ) -> None:
         rate, stream = line.rps, line.stream
         first = line.at_s + rng.expovariate(rate)
+        prompts = line.prompts
+        sent = [0]
 
         def fire() -> None:
-            submit(template, stream, index)
+            if prompts:
+                submit(replace(template, prompt=prompts[sent[0] % len(prompts)]), stream, index)
+                sent[0] += 1
+            else:
+                submit(template, stream, index)
             nxt = scheduler.t + rng.expovariate(rate)
             if nxt < end:
                 scheduler.call_at(nxt, fire)
