@@ -232,7 +232,8 @@ class Router:
         scorer = self._scorers.get((scope, policy))
         if scorer is None:
             return ctx
-        return replace(ctx, score=scorer.score(ctx.prompt))
+        tokens_in, tokens_out = ctx.input_tokens or None, ctx.output_tokens or None
+        return replace(ctx, score=scorer.score(ctx.prompt, ctx.task_type, tokens_in, tokens_out))
 
     def scorer_errors(self) -> dict[str, str]:
         """policy -> why its learned primary's artifact could not be loaded (its requests go to strong)."""

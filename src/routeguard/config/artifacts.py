@@ -73,4 +73,5 @@ def score_context(ctx: RouteContext, table: RoutingTable, root: str | Path | Non
         scorer = load_scorer(resolve_artifact(learned.artifact, root), learned.sha256)
     except ArtifactError:
         return ctx
-    return replace(ctx, score=scorer.score(ctx.prompt))
+    tokens_in, tokens_out = ctx.input_tokens or None, ctx.output_tokens or None
+    return replace(ctx, score=scorer.score(ctx.prompt, ctx.task_type, tokens_in, tokens_out))

@@ -7,10 +7,18 @@ Format (``routeguard.learned/v1``)::
                   "token_pattern": "...", "lowercase": true, "tf": "sublinear", "norm": "l2"},
      "idf_default": 8.1, "intercept": -0.3,
      "weights": {"index": [...], "idf": [...], "coef": [...]},
+     "cost": {"input_saving_per_token": 9.4e-06, "output_saving_per_token": 2.9e-05, "scale_usd": 0.001,
+              "chars_per_token": 4, "output_tokens": {"*": 5, "grade_school_math": 150}},   # optional
      "label": "...", "meta": {...}}
 
-score(prompt) = sigmoid(intercept + Σ coef[f] · x[f]) where x is the L2-normalised (1 + ln count) · idf vector
-of the prompt's hashed n-grams (an index the training never saw takes ``idf_default`` and no coefficient).
+p(prompt) = sigmoid(intercept + Σ coef[f] · x[f]) where x is the L2-normalised (1 + ln count) · idf vector
+of the prompt's hashed n-grams and task class (an index the training never saw takes ``idf_default`` and no
+coefficient): the belief that the weak arm answers as well as the strong one. Without ``cost`` the score is p.
+With it, the score weighs the expected quality loss against the money the weak arm saves on this request:
+score = saving / (saving + scale_usd · (1 − p)), saving = input tokens · input saving + output tokens · output
+saving (tokens from the request's estimate, else prompt characters / chars_per_token and the class's typical
+output). Routing weak when the score clears a threshold is then routing the requests whose expected loss per
+dollar saved is lowest first — what maximises the saving at a given quality.
 No pickle and no code: a tampered or foreign file is refused, never executed.
 """
 
@@ -26,7 +34,9 @@ from typing import Any
 
 from routeguard.learned.features import TOKEN_PATTERN, hashed_counts
 
-__all__ = ["ARTIFACT_FORMAT", "ArtifactError", "Scorer", "file_sha256", "load_scorer", "scorer_from_document"]
+__all__ = [
+    "ARTIFACT_FORMAT", "ArtifactError", "CostModel", "Scorer", "file_sha256", "load_scorer", "scorer_from_document",
+]
 
 ARTIFACT_FORMAT = "routeguard.learned/v1"
 _MAX_BYTES = 64 << 20
@@ -60,9 +70,24 @@ class Scorer:
     intercept: float
     sha256: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    cost: CostModel | None = None
 
-    def score(self, text: str) -> float:
-        counts = hashed_counts(text, self.dims)
+    def score(
+        self,
+        text: str,
+        task_class: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> float:
+        """The routing score of one request in [0, 1]: weak when it clears the policy's threshold."""
+        p = self.probability(text, task_class)
+        if self.cost is None:
+            return p
+        return self.cost.score(p, len(text), task_class, input_tokens, output_tokens)
+
+    def probability(self, text: str, task_class: str | None = None) -> float:
+        """p: the belief that the weak arm does as well as the strong one on this prompt."""
+        counts = hashed_counts(text, self.dims, task_class)
         norm2 = dot = 0.0
         get = self.weights.get
         default = self.idf_default
@@ -80,6 +105,53 @@ class Scorer:
         if z < -60:
             return 0.0
         return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """The money side of the score: what routing one request to the weak arm saves (see the module doc)."""
+
+    input_saving_per_token: float
+    output_saving_per_token: float
+    scale_usd: float
+    chars_per_token: float
+    output_tokens: Mapping[str, float]
+
+    def saving(self, chars: int, task_class: str | None, input_tokens: int | None, output_tokens: int | None) -> float:
+        tin = float(input_tokens) if input_tokens else max(1.0, chars / self.chars_per_token)
+        if output_tokens:
+            tout = float(output_tokens)
+        else:
+            tout = self.output_tokens.get(task_class or "*", self.output_tokens.get("*", 0.0))
+        return max(0.0, tin * self.input_saving_per_token + tout * self.output_saving_per_token)
+
+    def score(
+        self, p: float, chars: int, task_class: str | None, input_tokens: int | None, output_tokens: int | None
+    ) -> float:
+        saving = self.saving(chars, task_class, input_tokens, output_tokens)
+        loss = self.scale_usd * (1.0 - p)
+        return saving / (saving + loss) if saving + loss > 0 else 0.0
+
+
+def _cost_model(value: object) -> CostModel | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ArtifactError("artifact_invalid", "cost: expected a mapping")
+    nums = [value.get(k) for k in ("input_saving_per_token", "output_saving_per_token", "scale_usd")]
+    chars = value.get("chars_per_token", 4)
+    outs = value.get("output_tokens", {})
+    if not all(_finite(n) for n in [*nums, chars]) or not _finite(value.get("scale_usd")) or float(chars) <= 0:
+        raise ArtifactError("artifact_invalid", "cost: savings, scale_usd and chars_per_token must be numbers")
+    if not isinstance(outs, Mapping) or not all(isinstance(k, str) and _finite(v) for k, v in outs.items()):
+        raise ArtifactError("artifact_invalid", "cost.output_tokens: expected {task class: tokens}")
+    return CostModel(
+        input_saving_per_token=float(nums[0]),  # type: ignore[arg-type]
+        output_saving_per_token=float(nums[1]),  # type: ignore[arg-type]
+        scale_usd=float(nums[2]),  # type: ignore[arg-type]
+        chars_per_token=float(chars),
+        output_tokens={k: float(v) for k, v in outs.items()},
+    )
 
 
 def scorer_from_document(doc: object, sha256: str = "") -> Scorer:
@@ -116,6 +188,7 @@ def scorer_from_document(doc: object, sha256: str = "") -> Scorer:
         intercept=float(intercept),  # type: ignore[arg-type]
         sha256=sha256,
         meta=dict(meta) if isinstance(meta, Mapping) else {},
+        cost=_cost_model(doc.get("cost")),
     )
 
 
