@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
-from support.service import run_cli
 
 from routeguard import Router
 from routeguard.review.convert import convert_replay, replay_bundle
 from routeguard.review.learned_review import run_learned_review
 from routeguard.review.settings import ReviewSettings
+from support.service import run_cli
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "replay-mmlu-gsm8k.csv.gz"
 CLASSES = {"grade_school_math", "high_school_psychology", "miscellaneous", "anatomy", "clinical_knowledge"}
@@ -54,7 +54,7 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 
 def test_the_proposal_passes_validate_with_its_artifact(reviewed: tuple[Path, Any]) -> None:
-    tmp, result = reviewed
+    _tmp, result = reviewed
     assert result.proposal_path is not None and not result.findings
     check = run_cli("validate", str(result.proposal_path), "--now", "2027-01-01", "--json")
     assert check.returncode == 0, check.stdout + check.stderr

@@ -14,7 +14,7 @@ from routeguard.learned import load_scorer
 from routeguard.review.learned_calibrate import CurvePoint, Outcomes, bootstrap_weights, choose, curve
 from routeguard.review.learned_train import _fit, _predict, cross_fit, featurize, fit_document, score_with_cost
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
 
 
 def corpus(n: int, seed: int = 3) -> tuple[list[str], list[str], np.ndarray]:
