@@ -17,8 +17,9 @@ coefficient): the belief that the weak arm answers as well as the strong one. Wi
 With it, the score weighs the expected quality loss against the money the weak arm saves on this request:
 score = saving / (saving + scale_usd · (1 − p)), saving = input tokens · input saving + output tokens · output
 saving (tokens from the request's estimate, else prompt characters / chars_per_token and the class's typical
-output). Routing weak when the score clears a threshold is then routing the requests whose expected loss per
-dollar saved is lowest first — what maximises the saving at a given quality.
+output), times the class's ``class_weight`` when it has one (a class held to its per-class quality limit).
+Routing weak when the score clears a threshold is then routing the requests whose expected loss per dollar saved
+is lowest first — what maximises the saving at a given quality.
 No pickle and no code: a tampered or foreign file is refused, never executed.
 """
 
@@ -116,6 +117,7 @@ class CostModel:
     scale_usd: float
     chars_per_token: float
     output_tokens: Mapping[str, float]
+    class_weight: Mapping[str, float] = field(default_factory=dict)  # per-class damping of the saving (<= 1)
 
     def saving(self, chars: int, task_class: str | None, input_tokens: int | None, output_tokens: int | None) -> float:
         tin = float(input_tokens) if input_tokens else max(1.0, chars / self.chars_per_token)
@@ -129,6 +131,8 @@ class CostModel:
         self, p: float, chars: int, task_class: str | None, input_tokens: int | None, output_tokens: int | None
     ) -> float:
         saving = self.saving(chars, task_class, input_tokens, output_tokens)
+        if task_class is not None and task_class in self.class_weight:
+            saving *= self.class_weight[task_class]
         loss = self.scale_usd * (1.0 - p)
         return saving / (saving + loss) if saving + loss > 0 else 0.0
 
@@ -145,12 +149,18 @@ def _cost_model(value: object) -> CostModel | None:
         raise ArtifactError("artifact_invalid", "cost: savings, scale_usd and chars_per_token must be numbers")
     if not isinstance(outs, Mapping) or not all(isinstance(k, str) and _finite(v) for k, v in outs.items()):
         raise ArtifactError("artifact_invalid", "cost.output_tokens: expected {task class: tokens}")
+    weights = value.get("class_weight", {})
+    if not isinstance(weights, Mapping) or not all(
+        isinstance(k, str) and _finite(v) and v >= 0 for k, v in weights.items()
+    ):
+        raise ArtifactError("artifact_invalid", "cost.class_weight: expected {task class: weight >= 0}")
     return CostModel(
         input_saving_per_token=float(nums[0]),  # type: ignore[arg-type]
         output_saving_per_token=float(nums[1]),  # type: ignore[arg-type]
         scale_usd=float(nums[2]),  # type: ignore[arg-type]
         chars_per_token=float(chars),
         output_tokens={k: float(v) for k, v in outs.items()},
+        class_weight={k: float(v) for k, v in weights.items()},
     )
 
 

@@ -6,17 +6,22 @@ over all-strong quality) and cost saving get percentile intervals from one share
 The chosen threshold is the one that saves most among those whose *lower* 95 % bound of quality kept stays
 within the tolerance (``kept_low >= 1 - tolerance``); when none does, nothing moves (threshold 1.0 keeps every
 request on strong). The whole curve is reported so an owner can pick a more conservative point.
+
+No class may lose more than the per-class limit of its own quality (point estimate, as in the per-class review):
+at each threshold, a class past it keeps only its best requests (highest saving per expected loss) up to the
+limit, and the point records the smallest ratio admitted per capped class — the artifact turns it into a class
+weight so that the served score clears the threshold for exactly those requests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from routeguard.review.stats import FloatArray, Interval
 
-__all__ = ["CurvePoint", "Outcomes", "bootstrap_weights", "choose", "curve", "replay_figures"]
+__all__ = ["ClassCap", "CurvePoint", "Outcomes", "bootstrap_weights", "choose", "curve", "replay_figures"]
 
 _GRID = np.linspace(0.0, 1.0, 101)
 
@@ -41,6 +46,7 @@ class CurvePoint:
     n: int
     quality_kept: Interval
     cost_saving: Interval
+    caps: dict[str, float] = field(default_factory=dict)  # capped class -> smallest saving/(1-p) ratio admitted
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -49,6 +55,7 @@ class CurvePoint:
             "n": self.n,
             "quality_kept": self.quality_kept.to_dict(),
             "cost_saving": self.cost_saving.to_dict(),
+            "capped_classes": sorted(self.caps),
         }
 
 
@@ -79,16 +86,47 @@ def replay_figures(out: Outcomes, weak: np.ndarray, weights: FloatArray) -> tupl
     )
 
 
-def curve(out: Outcomes, scores: FloatArray, eligible: np.ndarray, weights: FloatArray) -> list[CurvePoint]:
+@dataclass(frozen=True, slots=True)
+class ClassCap:
+    """The per-class limit: ``classes`` per task, ``ratio`` = saving / (1 - p) per task, the share ``limit``."""
+
+    classes: np.ndarray
+    ratio: FloatArray
+    limit: float
+
+
+def _cap(out: Outcomes, weak: np.ndarray, cap: ClassCap) -> tuple[np.ndarray, dict[str, float]]:
+    weak = weak.copy()
+    caps: dict[str, float] = {}
+    loss = out.q_strong - out.q_weak
+    for klass in np.unique(cap.classes[weak]):
+        in_class = cap.classes == klass
+        budget = cap.limit * out.q_strong[in_class].sum()
+        moved = np.flatnonzero(weak & in_class)
+        if loss[moved].sum() <= budget:
+            continue
+        order = moved[np.argsort(-cap.ratio[moved], kind="stable")]
+        keep = int(np.searchsorted(np.cumsum(loss[order]), budget, side="right"))
+        weak[order[keep:]] = False
+        caps[str(klass)] = float(cap.ratio[order[keep - 1]]) if keep > 0 else float("inf")
+    return weak, caps
+
+
+def curve(
+    out: Outcomes, scores: FloatArray, eligible: np.ndarray, weights: FloatArray, cap: ClassCap | None = None
+) -> list[CurvePoint]:
     """Quality and cost against the threshold: thresholds at the 0, 1, … 100 % quantiles of eligible scores."""
     pool = scores[eligible]
     cuts = sorted({*(float(t) for t in np.quantile(pool, _GRID)), 1.0}) if len(pool) else [1.0]
     points = []
     for t in cuts:
         weak = eligible & (scores >= t)
+        caps: dict[str, float] = {}
+        if cap is not None:
+            weak, caps = _cap(out, weak, cap)
         kept, saving = replay_figures(out, weak, weights)
         points.append(CurvePoint(min(max(t, 0.0), 1.0), float(weak.mean()) if len(weak) else 0.0, len(out),
-                                 kept, saving))
+                                 kept, saving, caps))
     return points
 
 

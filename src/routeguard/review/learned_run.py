@@ -22,7 +22,7 @@ import numpy as np
 
 from routeguard.config.load import LoadedBundle
 from routeguard.review.learned_bundle import LearnedChange
-from routeguard.review.learned_calibrate import CurvePoint, Outcomes, bootstrap_weights, choose, curve
+from routeguard.review.learned_calibrate import ClassCap, CurvePoint, Outcomes, bootstrap_weights, choose, curve
 from routeguard.review.learned_data import PolicyData, Task, heldback_mask
 from routeguard.review.learned_train import cross_fit, featurize, fit_document, score_with_cost
 from routeguard.review.settings import ReviewSettings
@@ -104,12 +104,18 @@ def train_policy(
     scores = score_with_cost(p, saving, cost["scale_usd"] if cost else None)
     rng = np.random.default_rng(s.seed)
     weights = bootstrap_weights(len(res.learn), s.resamples, rng)
-    res.curve = curve(out, scores, eligible, weights)
+    cap = None
+    if cost is not None:
+        classes = np.array([t.task_class for t in res.learn])
+        cap = ClassCap(classes, saving / np.maximum(1.0 - p, 1e-9), s.class_limit)
+    res.curve = curve(out, scores, eligible, weights, cap)
     res.chosen = choose(res.curve, s.tolerance)
     res.train_n, res.positive_share = len(idx), float(y[idx].mean())
     if res.chosen is None:
         res.notes.append("no threshold keeps the lower 95 % bound of quality within the tolerance: stays strong")
         return res
+    if cost is not None and res.chosen.caps:
+        cost["class_weight"] = _class_weights(res.chosen, float(cost["scale_usd"]))
     doc = fit_document(
         feats, y[idx], c=s.learned_c, cost=cost,
         meta={"policy": data.policy, "strong": data.strong, "weak": data.weak, "label": label, "seed": s.seed,
@@ -146,6 +152,22 @@ def _cost_section(data: PolicyData, loaded: LoadedBundle, learn: list[Task], idx
     savings = [_saving(data, learn[i], section) for i in idx]
     section["scale_usd"] = float(statistics.median(savings)) if savings else 0.0
     return section if section["scale_usd"] > 0 else None
+
+
+def _class_weights(point: CurvePoint, scale_usd: float) -> dict[str, float]:
+    """Per capped class, the weight that puts exactly its admitted requests at or above the threshold.
+
+    score >= t  <=>  w · saving / (1 - p) >= t · scale / (1 - t); the smallest admitted ratio r gives w = t·scale /
+    ((1 - t) · r) (raised a hair so that request itself still clears it); a class with none admitted gets 0.
+    """
+    t = point.threshold
+    out = {}
+    for klass, ratio in sorted(point.caps.items()):
+        if ratio == float("inf") or t >= 1.0:
+            out[klass] = 0.0
+        else:
+            out[klass] = min(1.0, t * scale_usd / ((1.0 - t) * ratio) * (1 + 1e-9))
+    return out
 
 
 def _saving(data: PolicyData, t: Task, cost: dict[str, Any] | None) -> float:
