@@ -106,7 +106,9 @@ def run_seed(
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(half_a)
-    settings = ReviewSettings(tolerance=args.tolerance, seed=seed, resamples=args.resamples)
+    settings = ReviewSettings(
+        tolerance=args.tolerance, seed=seed, resamples=args.resamples, per_class_limit=args.per_class_limit
+    )
     began = time.perf_counter()
     review = run_learned_review(bundle, seen, out / f"seed{seed}", settings=settings, charts=False)
     wall_s = time.perf_counter() - began
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--per-class-limit", type=float, default=None, help="default: 3 × tolerance")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -150,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         ds: {k: statistics.median(r["unseen"][ds][k][0] for r in runs) for k in ("quality_kept", "cost_saving")}
         for ds in DATASETS
     }
-    doc = {"tolerance": args.tolerance, "runs": runs, "median": summary, "targets": TARGETS}
+    doc = {
+        "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "runs": runs, "median": summary,
+        "targets": TARGETS,
+    }
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -160,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(doc: dict[str, Any]) -> None:
     console = Console(width=max(Console().width, 140))
-    table = Table(title=f"review --learned (tolerance {doc['tolerance']:g}) — judged on the half each review never saw")
+    limit = doc["per_class_limit"] if doc["per_class_limit"] is not None else 3 * doc["tolerance"]
+    table = Table(title=f"review --learned (tolerance {doc['tolerance']:g}, per-class limit {limit:g}) — judged on "
+                  "the half each review never saw")
     for col in ("seed", "threshold", *(f"{d} kept / saved" for d in DATASETS), "decision p50 / p99", "review wall"):
         table.add_column(col, justify="right")
 

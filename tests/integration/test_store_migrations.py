@@ -23,6 +23,7 @@ TABLES = {
     "outbox",
     "human_queue",
     "safe_mode",
+    "outcome_ledger",
     "alembic_version",
 }
 
@@ -36,7 +37,7 @@ def check_migrated(url: str) -> None:
         store.close()
         store = open_store(url)  # reopening runs the migrations again: nothing changes
         assert store.audit.verify().records == 1
-        assert current_revision(store.engine) == "r0001"
+        assert current_revision(store.engine) == "r0002_ledger"
         assert set(inspect(store.engine).get_table_names()) >= TABLES
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)

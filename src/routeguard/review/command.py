@@ -89,10 +89,22 @@ def run(
     latency_bound: Annotated[
         float, Opt(help="A proposed model slower (median) by more than this share escalates instead.")
     ] = 0.2,
+    server: Annotated[
+        str | None, Opt(help="Read the outcome ledger of this service (GET /v1/outcomes/export) as telemetry.")
+    ] = None,
+    since: Annotated[str, Opt(help="With --server: how far back (RFC 3339 or a duration like 7d).")] = "30d",
 ) -> None:
     """Run a review: routeguard review --config BUNDLE --evals FILE --report DIR [--telemetry FILE]."""
     if ctx.invoked_subcommand is not None:
         return
+    if server is not None and report is not None:
+        from routeguard.review.ledger_fetch import LedgerFetchError, fetch_ledger
+
+        try:
+            telemetry = fetch_ledger(server, report, since)
+        except LedgerFetchError as exc:
+            _fail(str(exc), [], 2)
+        evals = evals or telemetry  # production outcomes serve as the evaluations when none are given
     missing = [
         name for name, value in (("--config", config), ("--evals", evals), ("--report", report)) if not value
     ]

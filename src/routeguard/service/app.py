@@ -21,6 +21,7 @@ from routeguard.service.api import (
     metrics,
     models,
     outcomes,
+    outcomes_export,
     policies,
     queue,
     rollback,
@@ -98,6 +99,7 @@ def create_app(
     install_error_handlers(app)
     for module in _ROUTERS:
         app.include_router(module.router)
+    app.include_router(outcomes_export.router)  # the outcome ledger (CONTRACT §7)
     for extra in routers:
         app.include_router(extra)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404

@@ -50,6 +50,7 @@ class Settings:
     outbox_lease_s: float = field(default_factory=default_outbox_lease_s)
     outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
     clock: Callable[[], float] = time.time
+    retain_s: float = 30 * 86_400.0  # the outcome ledger keeps this long (`--retain`)
     artifact_dir: Path | None = None  # relative learned-primary artifacts (default: --config's directory, else cwd)
 
     @property

@@ -30,6 +30,7 @@ from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.ledger import LedgerFeed, LedgerRouter
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.store.db import Store, open_store
@@ -78,6 +79,7 @@ class ServiceState:
             on_age=self.metrics.set_outbox_age,
             on_attempt=self.metrics.observe_notification,
         )
+        self.ledger = LedgerFeed(store, retain_s=settings.retain_s, clock=settings.clock)
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
@@ -101,9 +103,10 @@ class ServiceState:
         return state
 
     def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
-        router = Router(
+        router = LedgerRouter(
             live.stable, clock=self.settings.clock, legacy=legacy, artifact_root=self.settings.artifact_root
         )
+        router.ledger = self.ledger  # every outcome reported to it is written to the outcome ledger
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.sink)  # first (it also logs): the outbox row exists before the dispatcher is kicked
         router.subscribe(self.metrics.observe_event)
@@ -209,6 +212,7 @@ class ServiceState:
 
     def start(self) -> None:
         self.dispatcher.start()
+        self.ledger.start()
         tracing.configure_tracing()
         if self._ticker is None and self.settings.tick_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(
@@ -222,6 +226,7 @@ class ServiceState:
                 await self._ticker
             self._ticker = None
         await self.dispatcher.stop()
+        await self.ledger.stop()
         tracing.shutdown_tracing()
         for old in self._retired:
             await old.aclose()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from routeguard.store._codec import utc, utcnow
 from routeguard.store.audit import AuditLog
+from routeguard.store.ledger import OutcomeLedger
 from routeguard.store.outbox import Outbox
 from routeguard.store.policies import PolicyStore
 from routeguard.store.queue import HumanQueue
@@ -156,6 +157,7 @@ class Store:
         self.queue = HumanQueue(db)
         self.safe_mode = SafeModeStore(db)
         self.events = RouteLog(db)
+        self.ledger = OutcomeLedger(db)  # the outcome ledger (CONTRACT §7)
 
     @property
     def engine(self) -> Engine:

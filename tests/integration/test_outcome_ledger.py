@@ -1,0 +1,100 @@
+"""The outcome ledger (CONTRACT §7) through a running service: outcomes reported over HTTP land in the store
+(batched, off the request path), come back from GET /v1/outcomes/export in the review's long form (CSV and
+JSONL), and ``routeguard review --server`` reviews them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from support.service import Service, run_cli, run_service
+
+from routeguard.review.convert import replay_bundle
+from routeguard.store.ledger import EXPORT_COLUMNS, LedgerEntry
+
+CLASSES = ("easy_facts", "hard_proofs")
+STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Path]]:
+    tmp = tmp_path_factory.mktemp("ledger")
+    config = tmp / "bundle.yaml"
+    config.write_text(yaml.safe_dump(replay_bundle(CLASSES)))
+    with run_service(f"sqlite:///{tmp / 'rg.db'}", config=config) as service:
+        yield service, config
+
+
+def _traffic(http: httpx.Client, n: int = 60) -> list[dict[str, Any]]:
+    """Route n tasks per class and report both models' results for each (the weak one is the strong one's
+    equal on easy_facts and much worse on hard_proofs)."""
+    rng = random.Random(7)
+    sent = []
+    for klass in CLASSES:
+        for _ in range(n):
+            d = http.post("/v1/route", json={"task_type": klass, "tenant": "acme", "data_class": "internal"}).json()
+            strong_ok = rng.random() < 0.9
+            weak_ok = strong_ok if klass == "easy_facts" else rng.random() < 0.3
+            batch = [
+                {"trace_id": d["trace_id"], "model": STRONG, "ok": True, "latency_ms": 900,
+                 "tokens": {"input": 400, "output": 100}, "quality": float(strong_ok)},
+                {"trace_id": d["trace_id"], "model": WEAK, "ok": True, "latency_ms": 300,
+                 "tokens": {"input": 400, "output": 100}, "quality": float(weak_ok)},
+            ]
+            assert http.post("/v1/outcomes", json=batch).status_code == 202
+            sent.append({"trace_id": d["trace_id"], "policy": d["policy"], "version": d["policy_version"],
+                         "task_class": klass})
+    return sent
+
+
+def test_export_round_trips_into_a_review(svc: tuple[Service, Path], tmp_path: Path) -> None:
+    service, config = svc
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        sent = _traffic(http)
+        resp = http.get("/v1/outcomes/export", params={"format": "csv"})
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(resp.text)))
+        assert tuple(rows[0]) == EXPORT_COLUMNS
+        by_trace = {(r["trace_id"], r["model"]): r for r in rows}
+        for s in sent:
+            row = by_trace[(s["trace_id"], STRONG)]
+            assert (row["task_class"], row["policy"], row["version"], row["tenant"], row["data_class"]) == (
+                s["task_class"], s["policy"], str(s["version"]), "acme", "internal")
+            assert float(row["cost_usd"]) == pytest.approx((400 * 10.0 + 100 * 30.0) / 1e6)
+            assert row["ok"] == "True" and row["task_id"] == s["trace_id"] and row["latency_ms"] == "900.0"
+        lines = http.get("/v1/outcomes/export", params={"format": "jsonl"}).text.splitlines()
+        assert len(lines) == len(rows) == 2 * len(sent)
+        assert set(json.loads(lines[0])) == set(EXPORT_COLUMNS)
+        later = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
+        assert http.get("/v1/outcomes/export", params={"since": later}).text.count("\n") == 1  # header only
+        assert http.get("/v1/outcomes/export", params={"format": "xml"}).status_code == 422
+    out = tmp_path / "review"
+    done = run_cli("review", "--config", str(config), "--server", service.url, "--since", "2000-01-01T00:00:00Z",
+                   "--report", str(out), "--json", "--no-charts", "--resamples", "200")
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "ledger-export.csv").is_file()
+    classes = {c["task_class"]: c for c in report["classes"]}
+    assert set(classes) == set(CLASSES)
+    assert classes["hard_proofs"]["proposed_model"] in (None, STRONG)  # never moved to the much worse model
+    assert classes["easy_facts"]["current_model"] == STRONG
+    assert classes["easy_facts"]["n"]["learn"] + classes["easy_facts"]["n"]["heldout"] == 60  # every exported task
+
+
+def test_retention_purges_old_rows(svc: tuple[Service, Path]) -> None:
+    service, _ = svc
+    ledger = service.state.store.ledger
+    old = datetime(2001, 1, 1, tzinfo=UTC)
+    ledger.append([LedgerEntry(ts=old, model=STRONG, ok=True, task_class="easy_facts")])
+    before = ledger.count()
+    assert service.state.ledger.purge() >= 1
+    assert ledger.count() == before - 1
