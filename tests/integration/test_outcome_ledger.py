@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.service import Service, run_cli, run_service
 
 from routeguard.review.convert import replay_bundle
 from routeguard.store.ledger import EXPORT_COLUMNS, LedgerEntry
+from support.service import Service, run_cli, run_service
 
 CLASSES = ("easy_facts", "hard_proofs")
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
