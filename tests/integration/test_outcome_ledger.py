@@ -98,3 +98,48 @@ def test_retention_purges_old_rows(svc: tuple[Service, Path]) -> None:
     before = ledger.count()
     assert service.state.ledger.purge() >= 1
     assert ledger.count() == before - 1
+
+
+def test_a_review_the_service_runs_itself_proposes_a_draft_and_never_publishes(
+    svc: tuple[Service, Path], tmp_path: Path
+) -> None:
+    service, _ = svc
+    state = service.state
+    state.reviews.directory = tmp_path / "reviews"
+    with httpx.Client(base_url=service.url, timeout=60) as http:
+        if state.store.ledger.count() < 100:
+            _traffic(http)
+        serving = http.get("/v1/policies").json()
+        before = state.serving_version()
+        made = http.post("/v1/reviews")
+        assert made.status_code == 201, made.text
+        summary = made.json()
+        assert summary["status"] == "draft" and summary["reason"] == "requested"
+        version = http.get(f"/v1/policies/{summary['version']}").json()
+        assert (version["status"], version["author"]) == ("draft", "routeguard:review")
+        assert state.serving_version() == before  # a review never publishes
+        assert len(http.get("/v1/policies").json()["versions"]) == len(serving["versions"]) + 1
+        listed = http.get("/v1/reviews").json()["reviews"]
+        assert [r["id"] for r in listed][0] == summary["id"]
+        one = http.get(f"/v1/reviews/{summary['id']}").json()
+        assert one["report"]["classes"] and one["version"] == summary["version"]
+        page = http.get(f"/v1/reviews/{summary['id']}/report.html")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert http.get(f"/v1/reviews/{summary['id']}/..%2Fsecret").status_code == 404
+        assert http.get("/v1/reviews/nope").status_code == 404
+        audit = http.get("/v1/audit", params={"kind": "review.proposed"}).json()["records"]
+        assert audit and audit[-1]["payload"]["event"] == "agent.routing.review"
+        assert audit[-1]["payload"]["version"] == summary["version"]
+
+
+def test_a_new_approval_or_price_makes_a_review_due(svc: tuple[Service, Path]) -> None:
+    scheduler = svc[0].state.reviews
+    current = scheduler._fingerprint()
+    assert current is not None and scheduler.every_s is None  # no schedule: only changes make it due
+    scheduler._seen = {**current, "approvals": current["approvals"][1:]}
+    assert scheduler.due() == "new approval"
+    prices = {k: {"input_per_1m": 1.0, "output_per_1m": 1.0} for k in current["prices"]}
+    scheduler._seen = {**current, "prices": prices}
+    assert scheduler.due() == "price change"
+    scheduler._seen = current
+    assert scheduler.due() is None

@@ -24,6 +24,7 @@ from routeguard.service.api import (
     outcomes_export,
     policies,
     queue,
+    reviews,
     rollback,
     route,
     routes,
@@ -100,6 +101,7 @@ def create_app(
     for module in _ROUTERS:
         app.include_router(module.router)
     app.include_router(outcomes_export.router)  # the outcome ledger (CONTRACT §7)
+    app.include_router(reviews.router)  # reviews that run themselves (CONTRACT §7)
     for extra in routers:
         app.include_router(extra)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404

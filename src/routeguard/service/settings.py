@@ -51,6 +51,9 @@ class Settings:
     outbox_poll_s: float = field(default_factory=default_outbox_poll_s)
     clock: Callable[[], float] = time.time
     retain_s: float = 30 * 86_400.0  # the outcome ledger keeps this long (`--retain`)
+    review_every_s: float | None = None  # `--review-every`: reviews that run themselves (off by default)
+    review_evals: Path | None = None  # `--review-evals`: evaluations for them (else the outcome ledger)
+    reviews_dir: Path = Path("routeguard-reviews")  # where their reports are kept (served by /v1/reviews)
     artifact_dir: Path | None = None  # relative learned-primary artifacts (default: --config's directory, else cwd)
 
     @property

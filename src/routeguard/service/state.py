@@ -31,6 +31,7 @@ from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
 from routeguard.service.ledger import LedgerFeed, LedgerRouter
+from routeguard.service.reviews import ReviewScheduler
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.store.db import Store, open_store
@@ -81,6 +82,9 @@ class ServiceState:
         )
         self.ledger = LedgerFeed(store, retain_s=settings.retain_s, clock=settings.clock)
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
+        self.reviews = ReviewScheduler(
+            self, every_s=settings.review_every_s, directory=settings.reviews_dir, evals=settings.review_evals
+        )
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
@@ -213,6 +217,7 @@ class ServiceState:
     def start(self) -> None:
         self.dispatcher.start()
         self.ledger.start()
+        self.reviews.start()
         tracing.configure_tracing()
         if self._ticker is None and self.settings.tick_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(
@@ -225,6 +230,7 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        await self.reviews.stop()
         await self.dispatcher.stop()
         await self.ledger.stop()
         tracing.shutdown_tracing()
