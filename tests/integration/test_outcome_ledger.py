@@ -120,7 +120,7 @@ def test_a_review_the_service_runs_itself_proposes_a_draft_and_never_publishes(
         assert state.serving_version() == before  # a review never publishes
         assert len(http.get("/v1/policies").json()["versions"]) == len(serving["versions"]) + 1
         listed = http.get("/v1/reviews").json()["reviews"]
-        assert [r["id"] for r in listed][0] == summary["id"]
+        assert listed[0]["id"] == summary["id"]
         one = http.get(f"/v1/reviews/{summary['id']}").json()
         assert one["report"]["classes"] and one["version"] == summary["version"]
         page = http.get(f"/v1/reviews/{summary['id']}/report.html")
