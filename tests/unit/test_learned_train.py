@@ -31,13 +31,13 @@ def corpus(n: int, seed: int = 3) -> tuple[list[str], list[str], np.ndarray]:
 
 def test_the_written_artifact_scores_what_the_model_predicted(tmp_path: Path) -> None:
     texts, classes, y = corpus(300)
-    feats = featurize(texts, classes)
-    doc = fit_document(feats, y, c=3.0, min_df=2)
+    feats = featurize(texts)
+    doc = fit_document(feats, np.array(classes), y, c=3.0, min_df=2)
     data = json.dumps(doc).encode()
     (tmp_path / "a.json").write_bytes(data)
     scorer = load_scorer(tmp_path / "a.json", hashlib.sha256(data).hexdigest())
-    vocab, model = _fit(feats, y, 3.0, 2)
-    expected = _predict(vocab, model, featurize(texts[:40], classes[:40]), 0.5)
+    model = _fit(feats, np.array(classes), y, 3.0, 2)
+    expected = _predict(model, featurize(texts[:40]), np.array(classes[:40]))
     served = [scorer.score(t, c) for t, c in zip(texts[:40], classes[:40], strict=True)]
     assert served == pytest.approx(expected.tolist(), abs=1e-4)
     assert scorer.score("simple alpha") > 0.7 > 0.3 > scorer.score("tricky proof alpha")
@@ -45,8 +45,7 @@ def test_the_written_artifact_scores_what_the_model_predicted(tmp_path: Path) ->
 
 def test_out_of_fold_scores_come_from_models_that_never_saw_the_task() -> None:
     texts, classes, y = corpus(200)
-    feats = featurize(texts, classes)
-    oof = cross_fit(feats, y, folds=4, seed=0)
+    oof = cross_fit(featurize(texts), np.array(classes), y, folds=4, seed=0)
     assert oof.shape == (200,) and ((oof > 0) & (oof < 1)).all()
     assert float(np.corrcoef(oof, y)[0, 1]) > 0.5  # still informative on unseen tasks
 

@@ -7,13 +7,14 @@ Format (``routeguard.learned/v1``)::
                   "token_pattern": "...", "lowercase": true, "tf": "sublinear", "norm": "l2"},
      "idf_default": 8.1, "intercept": -0.3,
      "weights": {"index": [...], "idf": [...], "coef": [...]},
+     "class_coef": {"marketing": 0.8, "grade_school_math": -0.4},                         # optional
      "cost": {"input_saving_per_token": 9.4e-06, "output_saving_per_token": 2.9e-05, "scale_usd": 0.001,
               "chars_per_token": 4, "output_tokens": {"*": 5, "grade_school_math": 150}},   # optional
      "label": "...", "meta": {...}}
 
-p(prompt) = sigmoid(intercept + Σ coef[f] · x[f]) where x is the L2-normalised (1 + ln count) · idf vector
-of the prompt's hashed n-grams and task class (an index the training never saw takes ``idf_default`` and no
-coefficient): the belief that the weak arm answers as well as the strong one. Without ``cost`` the score is p.
+p(prompt) = sigmoid(intercept + class_coef[task class] + Σ coef[f] · x[f]) where x is the L2-normalised
+(1 + ln count) · idf vector of the prompt's hashed n-grams (an index the training never saw takes ``idf_default``
+and no coefficient): the belief that the weak arm answers as well as the strong one. Without ``cost`` the score is p.
 With it, the score weighs the expected quality loss against the money the weak arm saves on this request:
 score = saving / (saving + scale_usd · (1 − p)), saving = input tokens · input saving + output tokens · output
 saving (tokens from the request's estimate, else prompt characters / chars_per_token and the class's typical
@@ -72,6 +73,7 @@ class Scorer:
     sha256: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
     cost: CostModel | None = None
+    class_coef: Mapping[str, float] = field(default_factory=dict)  # a per-class term (the class's prior)
 
     def score(
         self,
@@ -88,7 +90,7 @@ class Scorer:
 
     def probability(self, text: str, task_class: str | None = None) -> float:
         """p: the belief that the weak arm does as well as the strong one on this prompt."""
-        counts = hashed_counts(text, self.dims, task_class)
+        counts = hashed_counts(text, self.dims)
         norm2 = dot = 0.0
         get = self.weights.get
         default = self.idf_default
@@ -103,6 +105,8 @@ class Scorer:
                 dot += v * entry[1]
             norm2 += v * v
         z = self.intercept + (dot / math.sqrt(norm2) if norm2 > 0 else 0.0)
+        if task_class is not None:
+            z += self.class_coef.get(task_class, 0.0)
         if z < -60:
             return 0.0
         return 1.0 / (1.0 + math.exp(-z))
@@ -191,6 +195,9 @@ def scorer_from_document(doc: object, sha256: str = "") -> Scorer:
     if not _finite(idf_default) or not _finite(intercept):
         raise ArtifactError("artifact_invalid", "idf_default and intercept must be finite numbers")
     meta = doc.get("meta")
+    class_coef = doc.get("class_coef", {})
+    if not isinstance(class_coef, Mapping) or not all(isinstance(k, str) and _finite(v) for k, v in class_coef.items()):
+        raise ArtifactError("artifact_invalid", "class_coef: expected {task class: number}")
     return Scorer(
         dims=dims,
         weights=table,
@@ -199,6 +206,7 @@ def scorer_from_document(doc: object, sha256: str = "") -> Scorer:
         sha256=sha256,
         meta=dict(meta) if isinstance(meta, Mapping) else {},
         cost=_cost_model(doc.get("cost")),
+        class_coef={k: float(v) for k, v in class_coef.items()},
     )
 
 

@@ -17,11 +17,8 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 _MAX_CHARS = 20_000  # a prompt is scored on its first 20k characters (bounded cost per request)
 
 
-def hashed_counts(text: str, dims: int = DEFAULT_DIMS, task_class: str | None = None) -> dict[int, int]:
-    """Feature index -> count for ``text`` (uni- and bigrams of its tokens, hashed into ``dims`` buckets).
-
-    ``task_class`` (the request's task type) adds one feature of its own, so the model can learn a per-class prior.
-    """
+def hashed_counts(text: str, dims: int = DEFAULT_DIMS) -> dict[int, int]:
+    """Feature index -> count for ``text`` (uni- and bigrams of its tokens, hashed into ``dims`` buckets)."""
     tokens = _TOKEN.findall(text[:_MAX_CHARS].lower())
     mask = dims - 1
     crc = zlib.crc32
@@ -36,7 +33,4 @@ def hashed_counts(text: str, dims: int = DEFAULT_DIMS, task_class: str | None = 
             j = crc(raw, crc(prev.encode() + b" ")) & mask  # crc32 of "prev tok", without joining strings
             counts[j] = get(j, 0) + 1
         prev = tok
-    if task_class:
-        k = crc(b"\x00task:" + task_class.encode()) & mask
-        counts[k] = get(k, 0) + 1
     return counts

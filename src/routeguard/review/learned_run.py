@@ -96,9 +96,10 @@ def train_policy(
         return res
     out = _outcomes(data, res.learn)
     y = (out.q_weak >= out.q_strong).astype(np.int64)
-    feats = featurize([res.learn[i].text or "" for i in idx], [res.learn[i].task_class for i in idx])
+    feats = featurize([res.learn[i].text or "" for i in idx])
+    classes = np.array([res.learn[i].task_class for i in idx])
     p = np.zeros(len(res.learn))
-    p[idx] = cross_fit(feats, y[idx], folds=s.learned_folds, seed=s.seed, c=s.learned_c)
+    p[idx] = cross_fit(feats, classes, y[idx], folds=s.learned_folds, seed=s.seed, c=s.learned_c)
     cost = _cost_section(data, loaded, res.learn, idx)
     saving = np.array([_saving(data, t, cost) for t in res.learn])
     scores = score_with_cost(p, saving, cost["scale_usd"] if cost else None)
@@ -106,8 +107,7 @@ def train_policy(
     weights = bootstrap_weights(len(res.learn), s.resamples, rng)
     cap = None
     if cost is not None:
-        classes = np.array([t.task_class for t in res.learn])
-        cap = ClassCap(classes, saving / np.maximum(1.0 - p, 1e-9), s.class_limit)
+        cap = ClassCap(np.array([t.task_class for t in res.learn]), saving / np.maximum(1.0 - p, 1e-9), s.class_limit)
     res.curve = curve(out, scores, eligible, weights, cap)
     res.chosen = choose(res.curve, s.tolerance)
     res.train_n, res.positive_share = len(idx), float(y[idx].mean())
@@ -117,7 +117,7 @@ def train_policy(
     if cost is not None and res.chosen.caps:
         cost["class_weight"] = _class_weights(res.chosen, float(cost["scale_usd"]))
     doc = fit_document(
-        feats, y[idx], c=s.learned_c, cost=cost,
+        feats, classes, y[idx], c=s.learned_c, cost=cost,
         meta={"policy": data.policy, "strong": data.strong, "weak": data.weak, "label": label, "seed": s.seed,
               "classes": sorted({res.learn[i].task_class for i in idx})},
     )

@@ -54,12 +54,12 @@ class Vocabulary:
     n_docs: int
 
 
-def featurize(texts: Sequence[str], classes: Sequence[str | None], dims: int = DEFAULT_DIMS) -> Feats:
+def featurize(texts: Sequence[str], dims: int = DEFAULT_DIMS) -> Feats:
     rows: list[int] = []
     index: list[int] = []
     counts: list[int] = []
-    for r, (t, c) in enumerate(zip(texts, classes, strict=True)):
-        f = hashed_counts(t, dims, c)
+    for r, t in enumerate(texts):
+        f = hashed_counts(t, dims)
         rows.extend([r] * len(f))
         index.extend(f.keys())
         counts.extend(f.values())
@@ -90,26 +90,49 @@ def transform(feats: Feats, vocab: Vocabulary) -> Any:
     return csr_matrix((data, (feats.rows[hit], pos[hit])), shape=(feats.n, len(vocab.kept)))
 
 
-def _fit(feats: Feats, y: np.ndarray, c: float, min_df: int) -> tuple[Vocabulary, Any]:
+@dataclass(frozen=True, slots=True)
+class _Model:
+    vocab: Vocabulary
+    classes: tuple[str, ...]  # one-hot columns after the text features (value 1, outside the L2 norm)
+    lr: Any  # the fitted LogisticRegression, or None when the training had one label only
+    prior: float
+
+
+def _design(feats: Feats, classes: np.ndarray, m: _Model | tuple[Vocabulary, tuple[str, ...]]) -> Any:
+    from scipy.sparse import csr_matrix, hstack
+
+    vocab, names = (m.vocab, m.classes) if isinstance(m, _Model) else m
+    column = {c: i for i, c in enumerate(names)}
+    hits = [(r, column[c]) for r, c in enumerate(classes.tolist()) if c in column]
+    onehot = csr_matrix(
+        (np.ones(len(hits)), ([h[0] for h in hits], [h[1] for h in hits])), shape=(feats.n, len(names))
+    )
+    return hstack([transform(feats, vocab), onehot]).tocsr()
+
+
+def _fit(feats: Feats, classes: np.ndarray, y: np.ndarray, c: float, min_df: int) -> _Model:
     from sklearn.linear_model import LogisticRegression
 
     vocab = fit_vocabulary(feats, min_df)
-    model = LogisticRegression(C=c, solver="liblinear", max_iter=2000)
+    names = tuple(sorted(set(classes.tolist())))
+    prior = min(max(float(y.mean()) if len(y) else 0.5, 1e-6), 1 - 1e-6)
     if len(set(y.tolist())) < 2:  # one label only: a constant model (intercept), no coefficients
-        return vocab, None
-    model.fit(transform(feats, vocab), y)
-    return vocab, model
+        return _Model(vocab, names, None, prior)
+    lr = LogisticRegression(C=c, solver="liblinear", max_iter=2000)
+    lr.fit(_design(feats, classes, (vocab, names)), y)
+    return _Model(vocab, names, lr, prior)
 
 
-def _predict(vocab: Vocabulary, model: Any, feats: Feats, prior: float) -> np.ndarray:
-    if model is None:
-        return np.full(len(feats), prior)
-    return np.asarray(model.predict_proba(transform(feats, vocab))[:, 1], dtype=np.float64)
+def _predict(m: _Model, feats: Feats, classes: np.ndarray) -> np.ndarray:
+    if m.lr is None:
+        return np.full(feats.n, m.prior)
+    return np.asarray(m.lr.predict_proba(_design(feats, classes, m))[:, 1], dtype=np.float64)
 
 
-def cross_fit(feats: Feats, y: np.ndarray, *, folds: int = 5, seed: int = 0, c: float = 3.0, min_df: int = 2) -> (
-    np.ndarray
-):
+def cross_fit(
+    feats: Feats, classes: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0, c: float = 3.0,
+    min_df: int = 2,
+) -> np.ndarray:
     """Out-of-fold probabilities: each task scored by a model that never saw it (for calibration)."""
     n = feats.n
     order = np.random.default_rng(seed).permutation(n)
@@ -119,13 +142,14 @@ def cross_fit(feats: Feats, y: np.ndarray, *, folds: int = 5, seed: int = 0, c: 
         mask = np.ones(n, dtype=bool)
         mask[test] = False
         train = np.flatnonzero(mask)
-        vocab, model = _fit(feats.subset(train), y[train], c, min_df)
-        out[test] = _predict(vocab, model, feats.subset(test), float(y[train].mean()) if len(train) else 0.5)
+        model = _fit(feats.subset(train), classes[train], y[train], c, min_df)
+        out[test] = _predict(model, feats.subset(test), classes[test])
     return out
 
 
 def fit_document(
     feats: Feats,
+    classes: np.ndarray,
     y: np.ndarray,
     *,
     c: float = 3.0,
@@ -135,28 +159,29 @@ def fit_document(
     dims: int = DEFAULT_DIMS,
 ) -> dict[str, Any]:
     """Fit on every task and return the artifact document (plain JSON data)."""
-    vocab, model = _fit(feats, y, c, min_df)
-    if model is None:
-        prior = min(max(float(y.mean()) if len(y) else 0.5, 1e-6), 1 - 1e-6)
-        coef = np.zeros(len(vocab.kept))
-        intercept = math.log(prior / (1 - prior))
+    m = _fit(feats, classes, y, c, min_df)
+    n_text = len(m.vocab.kept)
+    if m.lr is None:
+        coef = np.zeros(n_text + len(m.classes))
+        intercept = math.log(m.prior / (1 - m.prior))
     else:
-        coef, intercept = model.coef_[0], float(model.intercept_[0])
-    keep = np.flatnonzero(coef != 0)
-    index = vocab.kept.tolist()
+        coef, intercept = m.lr.coef_[0], float(m.lr.intercept_[0])
+    keep = np.flatnonzero(coef[:n_text] != 0)
+    index = m.vocab.kept.tolist()
     doc: dict[str, Any] = {
         "format": ARTIFACT_FORMAT,
         "features": {
-            "kind": "hashed-ngrams", "hash": "crc32", "dims": dims, "ngrams": [1, 2], "task_class_feature": True,
+            "kind": "hashed-ngrams", "hash": "crc32", "dims": dims, "ngrams": [1, 2],
             "token_pattern": TOKEN_PATTERN, "lowercase": True, "tf": "sublinear", "norm": "l2",
         },
-        "idf_default": round(vocab.idf_default, 6),
+        "idf_default": round(m.vocab.idf_default, 6),
         "intercept": round(intercept, 6),
         "weights": {
             "index": [index[j] for j in keep],
-            "idf": [round(float(vocab.idf[j]), 5) for j in keep],
+            "idf": [round(float(m.vocab.idf[j]), 5) for j in keep],
             "coef": [round(float(coef[j]), 6) for j in keep],
         },
+        "class_coef": {name: round(float(coef[n_text + i]), 6) for i, name in enumerate(m.classes)},
         "label": "p = P(weak arm's quality >= strong arm's quality)",
         "meta": {"n_train": feats.n, "c": c, "min_df": min_df, **(meta or {})},
     }
