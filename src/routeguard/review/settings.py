@@ -39,6 +39,7 @@ class ReviewSettings:
     learned_holdout: float = 0.25
     learned_folds: int = 5
     learned_c: float = 3.0
+    min_saving_share: float = 0.95  # smallest safe change: fewest moves reaching this share of the saving (1 = off)
     latency_bound: float = 0.2  # a proposed model slower (median) than the current one by more than this escalates
 
     def __post_init__(self) -> None:
