@@ -143,3 +143,20 @@ def test_a_new_approval_or_price_makes_a_review_due(svc: tuple[Service, Path]) -
     assert scheduler.due() == "price change"
     scheduler._seen = current
     assert scheduler.due() is None
+
+
+def test_a_submitted_draft_records_its_author_not_anonymous(
+    svc: tuple[Service, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from routeguard.review.submit import submit_draft
+
+    service, config = svc
+    raw = yaml.safe_load(config.read_text())
+    raw["policies"]["qa-router"]["description"] = "a draft from a review"
+    named = submit_draft(service.url, raw, "review-test", principal="carol")
+    monkeypatch.setenv("ROUTEGUARD_PRINCIPAL", "dave")
+    raw["policies"]["qa-router"]["description"] = "another draft"
+    default = submit_draft(service.url, raw, "review-test-2")
+    with httpx.Client(base_url=service.url) as http:
+        assert http.get(f"/v1/policies/{named['version']}").json()["author"] == "carol"
+        assert http.get(f"/v1/policies/{default['version']}").json()["author"] == "dave"
