@@ -111,3 +111,18 @@ def test_the_router_under_the_proposal_routes_per_prompt(reviewed: tuple[Path, A
     assert router.decide({"task_type": klass}).model == "gpt-4-1106"  # no prompt: strong
     medical = router.decide({"task_type": "anatomy", "prompt": prompts[0]})  # no data class given: still strong
     assert medical.model == "gpt-4-1106" and medical.policy == "qa-router--strong-only"
+
+
+def test_the_command_line_runs_the_learned_review(reviewed: tuple[Path, Any]) -> None:
+    tmp, _result = reviewed
+    out = tmp / "cli-report"
+    done = run_cli("review", "--learned", "--config", str(tmp / "bundle.yaml"), "--evals", str(tmp / "evals.csv"),
+                   "--report", str(out), "--resamples", "100", "--no-charts", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    (policy,) = summary["policies"]
+    assert policy["proposed"]["threshold"] > 0 and {h["task_class"] for h in policy["held"]} == MEDICAL
+    assert summary["heldout"]["n"] > 100 and (out / "proposal.yaml").is_file()
+    missing = run_cli("review", "--learned", "--config", str(tmp / "bundle.yaml"), "--evals",
+                      str(tmp / "full.csv.gz").replace("full", "none"), "--report", str(out))
+    assert missing.returncode == 2

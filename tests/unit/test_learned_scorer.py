@@ -85,3 +85,19 @@ def test_a_tampered_artifact_is_never_scored_every_request_goes_strong(tmp_path:
     d = router.decide({"agent": "agent", "prompt": "an easy one"})
     assert d.model == "strong" and d.score is None
     assert list(router.scorer_errors()) == ["all/agent"]
+
+
+def test_the_simulator_carries_prompts_and_routes_per_prompt(tmp_path: Path) -> None:
+    from routeguard.sim.report import build_report
+    from routeguard.sim.scenario_parse import parse
+    from routeguard.sim.simulator import Simulation
+
+    digest = write_artifact(tmp_path / "qa.json")
+    bundle = tmp_path / "bundle.yaml"
+    bundle.write_text(yaml.safe_dump(learned_bundle(sha256=digest)))
+    scenario = parse({"duration": "20s", "seed": 1, "start": "2026-06-01T00:00:00Z",
+                      "traffic": [{"agent": "agent", "rps": 5, "prompts": ["an easy one", "a hard one"]}]})
+    report = build_report(Simulation(bundle, scenario).run())
+    served = report["served_by"]
+    assert set(served) == {"weak", "strong"} and abs(served["weak"] - served["strong"]) <= 1
+    assert report["unapproved_served"] == 0

@@ -67,15 +67,13 @@ class PoissonTraffic:
     ) -> None:
         rate, stream = line.rps, line.stream
         first = line.at_s + rng.expovariate(rate)
-        prompts = line.prompts
+        # one long-lived context per prompt: the simulator caches a template's fields by identity
+        variants = tuple(replace(template, prompt=p) for p in line.prompts) or (template,)
         sent = [0]
 
         def fire() -> None:
-            if prompts:
-                submit(replace(template, prompt=prompts[sent[0] % len(prompts)]), stream, index)
-                sent[0] += 1
-            else:
-                submit(template, stream, index)
+            submit(variants[sent[0] % len(variants)], stream, index)
+            sent[0] += 1
             nxt = scheduler.t + rng.expovariate(rate)
             if nxt < end:
                 scheduler.call_at(nxt, fire)
