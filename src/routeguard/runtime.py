@@ -27,11 +27,11 @@ from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
+from routeguard.runtime_learned import LearnedScorers
 from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
     from routeguard.execution.executor import Executor
-    from routeguard.learned.artifact import Scorer
 
 __all__ = ["STABLE_SCOPE", "Router"]
 
@@ -58,10 +58,7 @@ class Router:
         artifact_root: str | Path | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._artifact_root = artifact_root  # where relative learned-primary artifacts live (None: cwd)
-        self._scorers: dict[tuple[str, str], Scorer] = {}  # (scope, policy) -> scorer of its learned primary
-        self._scorer_errors: dict[tuple[str, str], str] = {}
-        self._learned_scopes: frozenset[str] = frozenset()
+        self._learned = LearnedScorers(artifact_root)  # learned primaries' scorers (CONTRACT §7)
         self._clock = clock
         self._legacy = legacy
         self._tables: dict[str, RoutingTable] = {}
@@ -124,7 +121,7 @@ class Router:
             }
             if scope_of is not None:
                 self._scope_of = scope_of
-            self._load_scorers()
+            self._learned.load(self._tables)
             configs = {}
             self._pairs = {
                 (name, cand.name)
@@ -183,61 +180,14 @@ class Router:
             changes["agent"] = LEGACY_POLICY
         if changes:
             ctx = replace(ctx, **changes)
-        if ctx.prompt is not None and ctx.score is None and self._learned_scopes:
-            ctx = self._scored(ctx)
+        if ctx.prompt is not None and ctx.score is None and self._learned.scopes:
+            scope, table = self.table_for(ctx.tenant)
+            ctx = self._learned.score(ctx, scope, table)
         return ctx
 
-    # ----------------------------------------------------------------- learned primaries (CONTRACT §7)
-    def _load_scorers(self) -> None:
-        """Load (and hash-check) the artifact of every learned primary; a policy whose artifact fails keeps strong."""
-        learned = {
-            (scope, name): cp.policy.learned
-            for scope, table in self._tables.items()
-            for name, cp in table.policies.items()
-            if cp.policy.learned is not None
-        }
-        self._learned_scopes = frozenset(scope for scope, _ in learned)
-        if not learned:
-            self._scorers, self._scorer_errors = {}, {}
-            return
-        from routeguard.config.artifacts import resolve_artifact
-        from routeguard.learned.artifact import ArtifactError, load_scorer
-
-        by_hash = {s.sha256: s for s in self._scorers.values()}
-        scorers: dict[tuple[str, str], Scorer] = {}
-        errors: dict[tuple[str, str], str] = {}
-        for key, spec in learned.items():
-            if spec is None:
-                continue
-            cached = by_hash.get(spec.sha256)
-            if cached is not None:
-                scorers[key] = cached
-                continue
-            try:
-                scorers[key] = by_hash[spec.sha256] = load_scorer(
-                    resolve_artifact(spec.artifact, self._artifact_root), spec.sha256
-                )
-            except ArtifactError as exc:
-                errors[key] = exc.message  # no score: every request of that policy goes to strong
-        self._scorers, self._scorer_errors = scorers, errors
-
-    def _scored(self, ctx: RouteContext) -> RouteContext:
-        scope, table = self.table_for(ctx.tenant)
-        if scope not in self._learned_scopes or ctx.prompt is None:
-            return ctx
-        try:
-            policy = resolve_policy(ctx, table).name
-        except ValueError:
-            return ctx  # decide() reports the routing error
-        scorer = self._scorers.get((scope, policy))
-        if scorer is None:
-            return ctx
-        tokens_in, tokens_out = ctx.input_tokens or None, ctx.output_tokens or None
-        return replace(ctx, score=scorer.score(ctx.prompt, ctx.task_type, tokens_in, tokens_out))
-
     def scorer_errors(self) -> dict[str, str]:
-        """policy -> why its learned primary's artifact could not be loaded (its requests go to strong)."""
-        return {f"{scope}/{policy}": why for (scope, policy), why in self._scorer_errors.items()}
+        """scope/policy -> why its learned primary's artifact could not be loaded (its requests go to strong)."""
+        return {f"{scope}/{policy}": why for (scope, policy), why in self._learned.errors.items()}
 
     def decide(self, context: Mapping[str, Any] | RouteContext) -> Decision:
         """The decision for one task context (CONTRACT §3). Raises RoutingError on a bad request."""

@@ -15,9 +15,9 @@ from routeguard.core.engine import resolve_policy
 from routeguard.core.findings import Finding
 from routeguard.core.model import Bundle
 from routeguard.core.table import RoutingTable
-from routeguard.learned.artifact import ArtifactError, Scorer, load_scorer
+from routeguard.learned.artifact import ArtifactError, load_scorer
 
-__all__ = ["artifact_findings", "load_scorers", "resolve_artifact", "score_context"]
+__all__ = ["artifact_findings", "resolve_artifact", "score_context"]
 
 
 def resolve_artifact(ref: str, root: str | Path | None) -> Path:
@@ -39,21 +39,6 @@ def artifact_findings(bundle: Bundle, root: str | Path | None) -> list[Finding]:
         except ArtifactError as exc:
             out.append(Finding("artifact_mismatch", f"policies.{name}.primary.learned.artifact", exc.message))
     return out
-
-
-def load_scorers(bundle: Bundle, root: str | Path | None) -> tuple[dict[str, Scorer], dict[str, str]]:
-    """(policy -> scorer, policy -> why it could not be loaded) for every learned primary of ``bundle``."""
-    scorers: dict[str, Scorer] = {}
-    errors: dict[str, str] = {}
-    for name, policy in bundle.policies.items():
-        learned = policy.learned
-        if learned is None:
-            continue
-        try:
-            scorers[name] = load_scorer(resolve_artifact(learned.artifact, root), learned.sha256)
-        except ArtifactError as exc:
-            errors[name] = exc.message
-    return scorers, errors
 
 
 def score_context(ctx: RouteContext, table: RoutingTable, root: str | Path | None) -> RouteContext:
