@@ -160,3 +160,26 @@ def test_a_submitted_draft_records_its_author_not_anonymous(
     with httpx.Client(base_url=service.url) as http:
         assert http.get(f"/v1/policies/{named['version']}").json()["author"] == "carol"
         assert http.get(f"/v1/policies/{default['version']}").json()["author"] == "dave"
+
+
+def test_serve_review_every_runs_reviews_on_its_own(tmp_path: Path) -> None:
+    import time
+
+    from support.service import serve_process
+
+    config = tmp_path / "bundle.yaml"
+    config.write_text(yaml.safe_dump(replay_bundle(CLASSES)))
+    args = ("--config", str(config), "--db", f"sqlite:///{tmp_path / 'rg.db'}", "--review-every", "1s",
+            "--reviews-dir", str(tmp_path / "reviews"), "--retain", "7d")
+    with serve_process(*args, cwd=tmp_path) as proc, httpx.Client(base_url=proc.url, timeout=30) as http:
+        deadline = time.monotonic() + 30
+        reviews: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not reviews:
+            reviews = http.get("/v1/reviews").json()["reviews"]
+            time.sleep(0.3)
+        assert reviews and reviews[0]["reason"] == "schedule"
+        assert reviews[0]["status"] == "no_data"  # nothing in the ledger yet: nothing proposed, still reported
+        audit = http.get("/v1/audit", params={"kind": "review.proposed"}).json()["records"]
+        assert audit and audit[0]["payload"]["event"] == "agent.routing.review"
+        assert http.get("/v1/policies").json()["versions"][-1]["version"] == 1  # nothing published or drafted
+    assert (tmp_path / "reviews" / reviews[0]["id"] / "summary.json").is_file()
