@@ -143,6 +143,16 @@ def test_a_new_approval_or_price_makes_a_review_due(svc: tuple[Service, Path]) -
     assert scheduler.due() == "price change"
     scheduler._seen = current
     assert scheduler.due() is None
+    from routeguard.core.events import HealthChanged
+
+    scheduler.every_s, scheduler._next_due = 3600.0, float("inf")
+    try:
+        scheduler.observe(HealthChanged("qa-router", WEAK, "healthy", "degraded", "error_rate 0.15 > 0.10", 0.0))
+        assert scheduler.due() is None  # degraded, but not for quality
+        scheduler.observe(HealthChanged("qa-router", WEAK, "healthy", "degraded", "quality 0.61 < 0.80 (n=25)", 0.0))
+        assert (scheduler.due() or "").startswith("quality drop: mixtral-8x7b")
+    finally:
+        scheduler.every_s, scheduler._next_due, scheduler._pending = None, None, None
 
 
 def test_a_submitted_draft_records_its_author_not_anonymous(

@@ -1,6 +1,7 @@
 """Reviews that run themselves (CONTRACT §7): ``routeguard serve --review-every 7d``.
 
-Every period — and soon after the stable bundle gains an approval or changes a model's price — the service
+Every period — and soon after the stable bundle gains an approval or changes a model's price, or a model is
+degraded for quality (a ``health.changed`` to ``degraded`` whose detail names quality) — the service
 reviews what production did: the outcome ledger of the last ``lookback`` (and ``--review-evals`` when given)
 against the bundle it serves. A proposal becomes a *draft* policy version (author ``routeguard:review``; it is
 never approved or published here), its report is kept under the reviews directory and served by
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from routeguard.core.events import HealthChanged
 from routeguard.store.ledger import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ class ReviewScheduler:
         self._lock = threading.Lock()
         self._seen: dict[str, Any] | None = None
         self._next_due: float | None = None
+        self._pending: str | None = None  # a reason that arrived as an event (a quality drop)
 
     # ----------------------------------------------------------------- the loop
     def start(self) -> None:
@@ -79,8 +82,19 @@ class ReviewScheduler:
                 await self._task
             self._task = None
 
+    def observe(self, event: object) -> None:
+        """A Router sink: a model degraded for quality (issue 9's signal) makes a review due."""
+        if (
+            isinstance(event, HealthChanged)
+            and event.to_state == "degraded"
+            and "quality" in event.detail.lower()
+        ):
+            self._pending = f"quality drop: {event.model} under {event.policy} ({event.detail})"
+
     def due(self) -> str | None:
         """Why a review should run now, or None."""
+        if self._pending is not None and self.every_s is not None:
+            return self._pending
         now = self._state.settings.clock()
         seen, current = self._seen, self._fingerprint()
         if seen is not None and current is not None:
@@ -120,6 +134,7 @@ class ReviewScheduler:
             now = state.settings.clock()
             raw = self._stable_raw()
             self._seen = bundle_fingerprint(raw) if raw is not None else None
+            self._pending = None
             if self.every_s is not None:
                 self._next_due = now + self.every_s
             stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")

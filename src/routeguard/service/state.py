@@ -81,10 +81,10 @@ class ServiceState:
             on_attempt=self.metrics.observe_notification,
         )
         self.ledger = LedgerFeed(store, retain_s=settings.retain_s, clock=settings.clock)
-        self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self.reviews = ReviewScheduler(
             self, every_s=settings.review_every_s, directory=settings.reviews_dir, evals=settings.review_evals
         )
+        self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
@@ -115,6 +115,7 @@ class ServiceState:
         router.subscribe(self.sink)  # first (it also logs): the outbox row exists before the dispatcher is kicked
         router.subscribe(self.metrics.observe_event)
         router.subscribe(self._kick_on)
+        router.subscribe(self.reviews.observe)  # a quality drop makes a scheduled review due
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
