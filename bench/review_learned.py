@@ -133,6 +133,7 @@ def run_seed(
     settings = ReviewSettings(
         tolerance=args.tolerance, seed=seed, resamples=args.resamples, per_class_limit=args.per_class_limit,
         **({"learned_c": args.learned_c} if args.learned_c is not None else {}),
+        **({"learned_holdout": args.learned_holdout} if args.learned_holdout is not None else {}),
     )
     began = time.perf_counter()
     review = run_learned_review(bundle, seen, out / f"seed{seed}", settings=settings, charts=False)
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--per-class-limit", type=float, default=None, help="default: 3 × tolerance")
     parser.add_argument("--learned-c", type=float, default=None, help="inverse regularisation (default: review's)")
+    parser.add_argument("--learned-holdout", type=float, default=None, help="review's held-back share (0.25)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ arm and the reason, the held-back replay of the whole proposal, and the artifact
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,8 @@ def write_learned_report(out_dir: Path, report: dict[str, Any], results: list[Po
     if charts:
         for p in report["policies"]:
             if p["curve"]:
-                drawn[p["policy"]] = _chart(p, out_dir / f"curve-{p['policy']}.png")
+                safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", p["policy"]).strip("-.") or "policy"
+                drawn[p["policy"]] = _chart(p, out_dir / f"curve-{safe}.png")
         report["charts"] = [f.name for f in drawn.values()]
         files += drawn.values()
     doc = _document(report, drawn)
