@@ -116,6 +116,10 @@ def train_policy(
         return res
     if cost is not None and res.chosen.caps:
         cost["class_weight"] = _class_weights(res.chosen, float(cost["scale_usd"]))
+        res.notes.append(
+            f"held to the per-class limit (at most {s.class_limit:.0%} of a class's quality lost): "
+            + ", ".join(sorted(res.chosen.caps))
+        )
     doc = fit_document(
         feats, classes, y[idx], c=s.learned_c, cost=cost,
         meta={"policy": data.policy, "strong": data.strong, "weak": data.weak, "label": label, "seed": s.seed,
