@@ -193,3 +193,24 @@ def test_serve_review_every_runs_reviews_on_its_own(tmp_path: Path) -> None:
         assert audit and audit[0]["payload"]["event"] == "agent.routing.review"
         assert http.get("/v1/policies").json()["versions"][-1]["version"] == 1  # nothing published or drafted
     assert (tmp_path / "reviews" / reviews[0]["id"] / "summary.json").is_file()
+
+
+@pytest.mark.services
+def test_the_ledger_on_postgresql() -> None:
+    from routeguard.store.db import open_store
+    from support.services import postgres_schema
+
+    with postgres_schema() as url:
+        store = open_store(url)
+        try:
+            old, new = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+            batch = [LedgerEntry(ts=old, model=STRONG, ok=True, task_class="easy_facts", input_tokens=3),
+                     *(LedgerEntry(ts=new, model=WEAK, ok=False, error="timeout") for _ in range(2500))]
+            assert store.ledger.append(batch) == 2501
+            rows = list(store.ledger.rows(None, batch=1000))  # three pages, oldest first
+            assert len(rows) == 2501 and rows[0]["ts"] == "2026-01-01T00:00:00Z"
+            assert rows[0]["task_class"] == "easy_facts"
+            assert [r["task_id"] for r in store.ledger.rows(new)][:1] == [f"ledger-{rows[1]['_id']}"]
+            assert store.ledger.purge(datetime(2026, 3, 1, tzinfo=UTC)) == 1 and store.ledger.count() == 2500
+        finally:
+            store.close()
