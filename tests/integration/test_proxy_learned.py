@@ -67,3 +67,16 @@ def test_the_proxy_scores_each_prompt_and_routes_within_governance(tmp_path: Pat
             assert sorted(r["model"] for r in rows) == ["alpha", "alpha", "beta"]
             assert {r["policy"] for r in rows} == {AGENT} and all(r["ok"] == "True" for r in rows)
             assert {r["data_class"] for r in rows} == {"", "restricted"}
+
+
+def test_an_upload_whose_artifact_does_not_match_is_refused(tmp_path: Path, upstream: UpstreamServer) -> None:
+    raw = _bundle(tmp_path, upstream.base_url)
+    with proxy_service(tmp_path, upstream, raw=raw) as px, px.http() as http:
+        good = http.post("/v1/policies", json={"config": raw, "label": "same artifact"})
+        assert good.status_code == 201, good.text
+        raw["policies"][AGENT]["primary"]["learned"]["sha256"] = "ab" * 32
+        bad = http.post("/v1/policies", json={"config": raw, "label": "tampered"})
+        assert bad.status_code == 422
+        findings = bad.json()["error"]["findings"]
+        assert [(f["code"], f["path"]) for f in findings] == [
+            ("artifact_mismatch", f"policies.{AGENT}.primary.learned.artifact")]
