@@ -163,6 +163,21 @@ def bundle_schema() -> dict[str, Any]:
                             {"model": {"type": "string"}, "weight": {"type": "integer", "minimum": 0}}, ["model"]
                         ),
                     },
+                    _obj(
+                        {
+                            "learned": _obj(
+                                {
+                                    "strong": {"type": "string"},
+                                    "weak": {"type": "string"},
+                                    "artifact": {"type": "string", "description": "plain JSON data file"},
+                                    "sha256": {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
+                                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                                },
+                                ["strong", "weak", "artifact", "sha256", "threshold"],
+                            )
+                        },
+                        ["learned"],
+                    ),
                 ]
             },
             "fallbacks": {"type": "array", "items": fallback},

@@ -23,6 +23,7 @@ __all__ = [
     "Fallback",
     "HealthCheck",
     "HealthConfig",
+    "Learned",
     "Limits",
     "Match",
     "Model",
@@ -157,6 +158,20 @@ class Arm:
 
 
 @dataclass(frozen=True, slots=True)
+class Learned:
+    """A learned primary (CONTRACT §7): per prompt, ``weak`` when the edge's score >= ``threshold``, else ``strong``.
+
+    The artifact (a plain data file) is checked and loaded outside the core; the core only sees the score.
+    """
+
+    strong: str
+    weak: str
+    artifact: str
+    sha256: str
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     model: str
     on: frozenset[str] = D.FALLBACK_ON
@@ -261,6 +276,7 @@ class Policy:
     canary: Canary | None = None
     overrides: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
+    learned: Learned | None = None  # when set, primary is (strong, weak)
 
     @property
     def agent(self) -> str:

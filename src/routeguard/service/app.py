@@ -24,8 +24,10 @@ from routeguard.service.api import (
     metrics,
     models,
     outcomes,
+    outcomes_export,
     policies,
     queue,
+    reviews,
     rollback,
     route,
     routes,
@@ -120,6 +122,8 @@ def create_app(
     install_error_handlers(app)
     for module in _ROUTERS:
         app.include_router(module.router)
+    app.include_router(outcomes_export.router)  # the outcome ledger (CONTRACT §7)
+    app.include_router(reviews.router)  # reviews that run themselves (CONTRACT §7)
     for extra in routers:
         app.include_router(extra)
     app.include_router(console_router)  # the operator console at /ui (CONTRACT §9)

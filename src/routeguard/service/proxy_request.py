@@ -20,7 +20,7 @@ from typing import Any
 
 from routeguard.service.errors import ApiError
 
-__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers"]
+__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers", "user_text"]
 
 # metadata key -> route request field
 CONTEXT_FIELDS: Mapping[str, str] = {
@@ -113,6 +113,21 @@ def _estimate(body: Mapping[str, Any]) -> dict[str, int]:
     return {"input": chars // _CHARS_PER_TOKEN + count * _TOKENS_PER_MESSAGE, "output": out_tokens}
 
 
+def user_text(body: Mapping[str, Any]) -> str:
+    """The text of the request's user messages (what a learned primary scores), joined by blank lines."""
+    parts: list[str] = []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "\n\n".join(parts)
+
+
 def text_chars(value: Any) -> int:
     """Characters of text in a string, or in a list of strings / parts with `text`."""
     if isinstance(value, str):
@@ -166,4 +181,7 @@ def build_call(
     if requires and (given is None or isinstance(given, str | list)):
         listed = [given] if isinstance(given, str) else list(given or ())
         context["capabilities"] = listed + [c for c in requires if c not in listed]
+    prompt = user_text(body)
+    if prompt:
+        context["prompt"] = prompt  # scored by the Router when the policy has a learned primary
     return ProxyCall(model, stream, context, request)
