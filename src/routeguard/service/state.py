@@ -39,6 +39,8 @@ from routeguard.service.bootstrap import BootReport, bootstrap
 from routeguard.service.checkpoints import CheckpointWriter, checkpoint_path
 from routeguard.service.fleet import FleetSync, default_replica_id, redis_ping
 from routeguard.service.health_keeper import HealthKeeper
+from routeguard.service.ledger import LedgerFeed, LedgerRouter
+from routeguard.service.reviews import ReviewScheduler
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.service.trace_binding import TraceBook
@@ -95,9 +97,15 @@ class ServiceState:
             on_attempt=self.metrics.observe_notification,
             owner=self.replica_id,
         )
+        self.ledger = LedgerFeed(store, retain_s=settings.retain_s, clock=settings.clock)
+        self.reviews = ReviewScheduler(
+            self, every_s=settings.review_every_s, directory=settings.reviews_dir, evals=settings.review_evals
+        )
         self.health_keeper = HealthKeeper(store)
         # audit + outbox first (the outbox row exists before the dispatcher is kicked), then durable health
-        self.pump = EventPump([self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on]).start()
+        self.pump = EventPump(
+            [self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on, self.reviews.observe]
+        ).start()
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
@@ -143,7 +151,10 @@ class ServiceState:
         return state
 
     def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
-        router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
+        router = LedgerRouter(
+            live.stable, clock=self.settings.clock, legacy=legacy, artifact_root=self.settings.artifact_root
+        )
+        router.ledger = self.ledger  # every outcome reported to it is written to the outcome ledger
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
         executor = router.executor
@@ -322,6 +333,8 @@ class ServiceState:
     def start(self) -> None:
         self.dispatcher.start()
         self.fleet.start()
+        self.ledger.start()
+        self.reviews.start()
         tracing.configure_tracing()
         if self._checkpointer is None and self.checkpoints.enabled:
             self._checkpointer = asyncio.get_running_loop().create_task(
@@ -360,7 +373,9 @@ class ServiceState:
             self._ticker = None
         await self.fleet.stop()
         await asyncio.to_thread(self.pump.stop)
+        await self.reviews.stop()
         await self.dispatcher.stop()
+        await self.ledger.stop()
         tracing.shutdown_tracing()
         for old in self._retired:
             await old.aclose()
