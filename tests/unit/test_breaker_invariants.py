@@ -77,14 +77,14 @@ class Watch:
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.serving = "a"
+        self.serving: str | None = "a"  # None: the terminal action serves
         self.period_probes: dict[str, int] = {}
         router.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RouteChanged) and event.scope == "all":
             assert event.from_model == self.serving  # one change per transition, from what served
-            self.serving = event.to_model or "terminal"
+            self.serving = event.to_model
             if event.to_model is not None:
                 self.period_probes.pop(event.to_model, None)
         elif isinstance(event, HealthChanged) and event.to_state == "unhealthy":
@@ -94,7 +94,7 @@ class Watch:
         decision = self.router.decide(CTX)
         model = decision.model
         if model is None:
-            assert self.serving == "terminal" or decision.status.value == "terminal"
+            assert decision.status.value == "terminal"
             return None
         if decision.probe:
             if self.router.tracker.peek_state("agent", model) is HealthState.PROBING:
