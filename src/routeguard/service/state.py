@@ -35,12 +35,14 @@ from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
 from routeguard.service.fleet import FleetSync, default_replica_id, redis_ping
+from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.health_keeper import HealthKeeper
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.service.trace_binding import TraceBook
 from routeguard.store.db import Store, open_store
 from routeguard.store.models import SafeModeState
+from routeguard.store.redis_bus import RedisBus, fleet_prefix
 from routeguard.store.rollout import Rollout
 from routeguard.telemetry import logs, tracing
 from routeguard.telemetry.metrics import RoutingMetrics
@@ -96,6 +98,10 @@ class ServiceState:
         self.pump = EventPump([self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on]).start()
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
+        self.fleet_health: FleetHealth | None = None  # with --redis: health shared with the fleet
+        if settings.redis_url:
+            bus = RedisBus(settings.redis_url, fleet_prefix(settings.db_url))
+            self.fleet_health = FleetHealth(bus, self.replica_id, lambda: self.router, auth.limiter)
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self._checks: asyncio.Task[None] | None = None
@@ -110,6 +116,8 @@ class ServiceState:
             address=f"{settings.host}:{settings.port}",
             redis_probe=redis_ping(settings.redis_url) if settings.redis_url else None,
         )
+        if self.fleet_health is not None:
+            self.fleet.redis_probe = self.fleet_health.status  # the link knows its state better than a ping
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -132,6 +140,8 @@ class ServiceState:
         router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
+        if self.fleet_health is not None:
+            router.attach_fleet(self.fleet_health)
         self.health_keeper.restore(router)  # durable health first: a restart keeps signals, ejections, routes
         executor = router.executor
         executor.queue = self.queue
@@ -275,6 +285,8 @@ class ServiceState:
                     self._checker = ActiveChecker(router, router.executor.providers.get)
                 checker = self._checker
                 for model in await asyncio.to_thread(checker.due, self.settings.clock()):
+                    if not await self._claim_check(model.name, model.health_check):
+                        continue  # another replica checks it this interval; its result reaches us by Redis
                     task = asyncio.get_running_loop().create_task(checker.check(model))
                     running.add(task)
                     task.add_done_callback(running.discard)
@@ -282,7 +294,15 @@ class ServiceState:
                 log.exception("active health checks failed")
             await asyncio.sleep(_CHECK_EVERY_S)
 
+    async def _claim_check(self, model: str, check: Any) -> bool:
+        link = self.fleet_health
+        if link is None or check is None:
+            return True
+        return await asyncio.to_thread(link.claim_check, model, float(check.interval_s))
+
     def start(self) -> None:
+        if self.fleet_health is not None:
+            self.fleet_health.start()
         self.dispatcher.start()
         self.fleet.start()
         tracing.configure_tracing()
@@ -311,6 +331,8 @@ class ServiceState:
                 await self._ticker
             self._ticker = None
         await self.fleet.stop()
+        if self.fleet_health is not None:
+            await asyncio.to_thread(self.fleet_health.stop)
         await asyncio.to_thread(self.pump.stop)
         await self.dispatcher.stop()
         tracing.shutdown_tracing()
