@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,7 @@ class FleetHealth:
         flush_s: float = 0.05,
         lease_s: float = 1.0,
         buffer: int = 50_000,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.bus = bus
         self.replica_id = replica_id
@@ -65,7 +64,7 @@ class FleetHealth:
         self._limiter = limiter
         self.flush_s = flush_s
         self.lease_s = lease_s
-        self._clock = clock
+        self._clock = clock or (lambda: router().now())  # the Router's clock: permits and leases share it
         self._token = f"{replica_id}:{secrets.token_hex(4)}"
         self._queue: deque[dict[str, Any]] = deque(maxlen=buffer)
         self._pending: deque[dict[str, Any]] = deque(maxlen=buffer)  # taken from the queue, not yet pushed

@@ -1,0 +1,131 @@
+"""The Redis link of fleet-wide health, in one process against the machine's Redis (a fresh key prefix per
+test; its keys are deleted afterwards, nothing else is touched). Links are stepped by hand (push, leases,
+read), so each assertion follows a known number of rounds.
+
+- outcomes reported on one replica eject the model on the other; a replica never re-applies its own items;
+- probe leases: one owner at a time, renewed by its token only, released only by it;
+- the active-check lock: one claim per interval;
+- per-principal grants on one replica come out of the other's bucket;
+- a lost link keeps what it saw and pushes it when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from routeguard.runtime import Router
+from routeguard.service.fleet_health import FleetHealth
+from routeguard.service.rate_limit import RateLimiter
+from routeguard.store.redis_bus import RedisBus
+from support.service import ManualClock, bundle
+from support.services import redis_url_or_skip
+
+pytestmark = pytest.mark.services
+
+PRIMARY, FALLBACK = "triage-v3", "triage-v2"
+ROUTE = {"agent": "triage-agent", "task_type": "triage", "data_class": "restricted", "region": "eu-west-2"}
+HEALTH = {"consecutive_failures": 3, "cooldown": "30s", "probes": 2, "probes_in_flight": 2}
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    import redis
+
+    url = redis_url_or_skip()
+    prefix = f"routeguard:{{test-{secrets.token_hex(6)}}}:"
+    yield prefix
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _replica(name: str, prefix: str, clock: ManualClock, limiter: RateLimiter | None = None) -> tuple[Router, Any]:
+    router = Router.from_bundle(bundle(health=HEALTH), clock=clock)
+    link = FleetHealth(RedisBus(redis_url_or_skip(), prefix), name, lambda: router, limiter, flush_s=0.01)
+    router.attach_fleet(link)
+    link._connect()
+    return router, link
+
+
+def test_outcomes_on_one_replica_eject_on_the_other_and_nobody_reapplies_its_own(prefix: str) -> None:
+    clock = ManualClock()
+    (a, link_a), (b, link_b) = _replica("a", prefix, clock), _replica("b", prefix, clock)
+    for _ in range(3):
+        a.report({"model": PRIMARY, "ok": False, "error": "server_error"})
+    assert a.decide(ROUTE).model == FALLBACK
+    assert b.decide(ROUTE).model == PRIMARY  # nothing pushed yet
+    link_a.step()
+    link_b.step()
+    assert b.decide(ROUTE).model == FALLBACK
+    assert b.health()[PRIMARY]["policies"]["triage-agent"]["state"] == "unhealthy"
+    link_a.step()
+    assert link_a.applied == 0 and link_b.applied >= 3  # outcomes, and the ejection itself
+    assert b.tracker.breaker("triage-agent", PRIMARY).cooldown_until == pytest.approx(  # type: ignore[union-attr]
+        a.tracker.breaker("triage-agent", PRIMARY).cooldown_until, abs=1.0)  # type: ignore[union-attr]
+
+
+def test_probe_leases_have_one_owner_at_a_time(prefix: str) -> None:
+    bus = RedisBus(redis_url_or_skip(), prefix)
+    assert bus.take_lease("probe:p:m", "a", 1000)
+    assert not bus.take_lease("probe:p:m", "b", 1000)
+    assert bus.take_lease("probe:p:m", "a", 1000)  # renewed by its owner
+    assert not bus.release_lease("probe:p:m", "b")  # only the owner gives it back
+    assert bus.holder("probe:p:m") == "a"
+    assert bus.release_lease("probe:p:m", "a")
+    assert bus.take_lease("probe:p:m", "b", 1000)
+    assert bus.claim("check:m", "a", 5000) and not bus.claim("check:m", "b", 5000)
+    bus.close()
+
+
+def test_a_recovering_model_is_probed_only_under_the_lease(prefix: str) -> None:
+    clock = ManualClock()
+    (a, link_a), (b, link_b) = _replica("a", prefix, clock), _replica("b", prefix, clock)
+    for _ in range(3):
+        a.report({"model": PRIMARY, "ok": False, "error": "server_error"})
+    link_a.step()
+    link_b.step()
+    clock.advance(31)  # the cooldown ends on both: both probe now, within one fleet-wide budget of 2
+    first = [a.decide(ROUTE), b.decide(ROUTE)]
+    assert not any(d.probe for d in first)  # nobody holds the lease yet: both want it
+    link_a.step()
+    link_b.step()
+    decisions = [r.decide(ROUTE) for r in (a, b, a, b, a, b)]
+    probes = [d for d in decisions if d.probe]
+    assert len(probes) == 2 and {d.model for d in probes} == {PRIMARY}
+    assert len({d.policy for d in probes}) == 1
+    link_a.step()
+    link_b.step()
+    assert a.probe_gate is not None and b.probe_gate is not None
+    assert len(a.probe_gate.leased | b.probe_gate.leased) == 1
+
+
+def test_principal_grants_are_taken_from_every_replicas_bucket(prefix: str) -> None:
+    clock = ManualClock()
+    limit_a, limit_b = RateLimiter(clock), RateLimiter(clock)
+    (_, link_a), (_, link_b) = _replica("a", prefix, clock, limit_a), _replica("b", prefix, clock, limit_b)
+    assert limit_b.take("carol", 4.0) is None  # b has served carol: she has a bucket there (3 left)
+    for _ in range(3):
+        assert limit_a.take("carol", 4.0) is None
+    link_a.step()
+    link_b.step()
+    assert limit_b.take("carol", 4.0) is not None  # 4 granted fleet-wide within the second: over the rate
+
+
+def test_a_lost_link_keeps_what_it_saw_and_pushes_it_on_return(prefix: str) -> None:
+    clock = ManualClock()
+    (a, link_a), (b, link_b) = _replica("a", prefix, clock), _replica("b", prefix, clock)
+    link_a._went_down(ConnectionError("gone"))
+    assert link_a.status() == "down: ConnectionError" and a.probe_gate is not None and not a.probe_gate.active
+    for _ in range(3):
+        a.report({"model": PRIMARY, "ok": False, "error": "server_error"})
+    assert link_a.describe()["backlog"] >= 3
+    link_a._connect()
+    link_a.step()
+    link_b.step()
+    assert b.decide(ROUTE).model == FALLBACK
