@@ -134,7 +134,7 @@ class FleetHealth:
         gate = self._router().probe_gate
         if gate is not None:
             gate.active = True
-        log.warning("redis link up (%s)", self.bus.stream)
+        log.info("redis link up (%s)", self.bus.stream)
 
     def _went_down(self, exc: BaseException) -> None:
         if self.up or self.down_since is None:

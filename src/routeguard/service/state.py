@@ -99,8 +99,9 @@ class ServiceState:
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
         self.fleet_health: FleetHealth | None = None  # with --redis: health shared with the fleet
+        self.redis_prefix = fleet_prefix(settings.db_url)  # one fleet = one store: its keys in Redis
         if settings.redis_url:
-            bus = RedisBus(settings.redis_url, fleet_prefix(settings.db_url))
+            bus = RedisBus(settings.redis_url, self.redis_prefix)
             self.fleet_health = FleetHealth(bus, self.replica_id, lambda: self.router, auth.limiter)
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None

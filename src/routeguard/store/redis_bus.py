@@ -4,7 +4,7 @@ Every key starts with the fleet's prefix, ``routeguard:{<hash of the store URL>}
 stores) on one Redis never mix, and the hash tag keeps a fleet's keys on one Redis Cluster slot. Every
 operation touches one key (plain commands or a one-key Lua script), so Redis Cluster serves it.
 
-* ``…:health`` — a stream (``XADD … MAXLEN ~ 100000``): each entry is one replica's batch of health items
+* ``…:health`` — a stream (``XADD … MAXLEN ~ 20000``): each entry is one replica's batch of health items
   (``r`` = replica id, ``b`` = the items as JSON). Every replica reads it with ``XREAD`` from the last id
   it saw and skips its own entries.
 * ``…:probe:<policy>:<model>`` — the lease that lets one replica admit the probes of a probing pair: taken or
@@ -40,7 +40,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-MAXLEN = 100_000
+MAXLEN = 20_000
 
 
 def fleet_prefix(store_url: str) -> str:
