@@ -293,6 +293,9 @@ def _with_redis(args: argparse.Namespace) -> dict[str, Any]:
             out[f"http_{key}"] = sorted(rows, key=lambda r: r["p99_ms"])[len(rows) // 2]
             out[f"http_{key}"]["runs_p99_ms"] = [r["p99_ms"] for r in rows]
         out["ejection"] = asyncio.run(fr.ejection(ports, _bundle("triage-v3"), args.rounds, args.poll_ms / 1000))
+    from routeguard.store.redis_bus import fleet_prefix
+
+    fr.forget(args.redis, fleet_prefix(db))
     raw = _bundle("triage-v3")
     out["in_process"] = [fr.in_process(raw, None), fr.in_process(raw, args.redis)]
     return out

@@ -145,9 +145,21 @@ def in_process(raw: dict[str, Any], redis_url: str | None, n: int = 20_000) -> d
             router.report({"model": PRIMARY, "ok": True, "latency_ms": 20})  # something for the link to push
     if link is not None:
         link.stop()
+        forget(str(redis_url), link.bus.prefix)
     ordered = sorted(out)
     return {"redis": bool(redis_url), "decisions": n, "p50_us": round(ordered[n // 2] * 1e6, 1),
             "p99_us": round(ordered[int(n * 0.99)] * 1e6, 1)}
+
+
+def forget(redis_url: str, prefix: str) -> None:
+    """Delete the keys a bench run left under its prefix."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 CONTEXT = {"agent": "triage-agent", "task_type": "triage", "data_class": "restricted", "region": "eu-west-2"}

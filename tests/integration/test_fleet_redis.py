@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from routeguard.store.redis_bus import fleet_prefix
 from support.fleet import fleet, poll_until, postgres_database
 from support.service import ROUTE, bundle, write_bundle
 from support.services import redis_url_or_skip
@@ -72,11 +73,29 @@ def _recover(http: dict[str, httpx.Client], deadline: float) -> list[str]:
     return reached
 
 
+def _forget(redis_url: str, db_url: str) -> None:
+    """Delete this test's keys (its own prefix) from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{fleet_prefix(db_url)}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 def test_health_is_fleet_wide_ejection_probe_budget_and_signals(tmp_path: Path) -> None:
     redis_url = redis_url_or_skip()
     config = write_bundle(tmp_path / "v1.yaml", bundle(health=HEALTH))
-    with postgres_database("rg_redis") as url, fleet(url, config, "abc", cwd=tmp_path,
-                                                       extra=("--redis", redis_url)) as replicas:
+    with postgres_database("rg_redis") as url:
+        try:
+            _fleet_health(url, redis_url, config, tmp_path)
+        finally:
+            _forget(redis_url, url)
+
+
+def _fleet_health(url: str, redis_url: str, config: Path, tmp_path: Path) -> None:
+    with fleet(url, config, "abc", cwd=tmp_path, extra=("--redis", redis_url)) as replicas:
         http = {name: httpx.Client(base_url=r.url, timeout=10.0) for name, r in replicas.items()}
         for name, client in http.items():
             poll_until(lambda c=client: c.get("/readyz").json()["checks"].get("redis") == "up",
