@@ -129,3 +129,25 @@ def test_a_lost_link_keeps_what_it_saw_and_pushes_it_on_return(prefix: str) -> N
     link_a.step()
     link_b.step()
     assert b.decide(ROUTE).model == FALLBACK
+
+
+def test_quotas_count_the_fleets_traffic(prefix: str) -> None:
+    clock = ManualClock()
+    raw = bundle(health=HEALTH)
+    raw["models"][PRIMARY]["limits"] = {"rpm": 4, "tpm": 100_000}
+    routers = []
+    for name in "ab":
+        router = Router.from_bundle(raw, clock=clock)
+        link = FleetHealth(RedisBus(redis_url_or_skip(), prefix), name, lambda r=router: r, flush_s=0.01)
+        router.attach_fleet(link)
+        link._connect()
+        routers.append((router, link))
+    (a, link_a), (b, link_b) = routers
+    for _ in range(2):
+        a.report({"model": PRIMARY, "ok": True, "latency_ms": 10})
+        b.report({"model": PRIMARY, "ok": True, "latency_ms": 10})
+    assert a.decide(ROUTE).model == PRIMARY  # 2 requests seen here: under 4 per minute
+    link_a.step()
+    link_b.step()
+    link_a.step()
+    assert a.decide(ROUTE).model == FALLBACK and b.decide(ROUTE).model == FALLBACK  # 4 in the fleet's minute
