@@ -4,7 +4,8 @@ PostgreSQL database and the machine's Redis (keys prefixed by the test's own dat
 - outcomes sent to A eject the model on B and C within a second (asserted with 1.5 s: the harness polls);
 - the probe budget is the fleet's: at most `probes` requests, over all replicas, reach the recovering model
   before it serves again, and the switch back is one `route.changed` record for the whole fleet;
-- an external signal put on C holds on A and B within a second.
+- an external signal put on C holds on A and B within a second;
+- one replica runs each model's active health check per interval (a Redis lock).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from routeguard.store.redis_bus import fleet_prefix
 from support.fleet import fleet, poll_until, postgres_database
 from support.service import ROUTE, bundle, write_bundle
 from support.services import redis_url_or_skip
+from support.upstream import UpstreamServer, upstream_server
 
 pytestmark = pytest.mark.services
 
@@ -125,3 +127,25 @@ def _fleet_health(url: str, redis_url: str, config: Path, tmp_path: Path) -> Non
             poll_until(lambda n=name: _route(http[n])["model"] == FALLBACK, signalled + WITHIN_S, f"signal on {name}")
         cluster = http["b"].get("/v1/cluster").json()
         assert cluster["redis"]["status"] == "up" and cluster["redis"]["applied"] > 0
+
+
+def test_one_replica_runs_each_models_active_check_per_interval(tmp_path: Path) -> None:
+    redis_url = redis_url_or_skip()
+    with upstream_server() as upstream, postgres_database("rg_redis_checks") as url:
+        raw = bundle()
+        raw["models"][PRIMARY]["endpoint"]["base_url"] = upstream.base_url
+        raw["models"][PRIMARY]["health_check"] = {"interval": "1s", "timeout": "1s", "always": True}
+        config = write_bundle(tmp_path / "v1.yaml", raw)
+        try:
+            with fleet(url, config, "abc", cwd=tmp_path, extra=("--redis", redis_url), env={"ACME_KEY": "k"}):
+                time.sleep(1.5)  # every replica's link is up and checking
+                before = _checks(upstream)
+                time.sleep(4.0)
+                checks = _checks(upstream) - before
+        finally:
+            _forget(redis_url, url)
+    assert 3 <= checks <= 6, checks  # one per second for the fleet (three replicas alone would send ~12)
+
+
+def _checks(upstream: UpstreamServer) -> int:
+    return sum(1 for r in upstream.requests if r.model == PRIMARY and r.body.get("max_tokens") == 16)

@@ -55,6 +55,7 @@ def serve(
         str | None,
         typer.Option(
             "--redis",
+            envvar="ROUTEGUARD_REDIS",
             help="redis://… shared by the fleet: fleet-wide health (outcomes, ejections, probe budget, signals, "
             "quotas, per-principal rates) and one active check per model per interval; governance needs only --db",
         ),
