@@ -314,6 +314,9 @@ def _print(result: dict[str, Any]) -> None:
         print(f"  ejection propagation over Redis (outcomes on one replica -> the other two route around it): "
               f"p50 {fig['p50_ms']} ms, p99 {fig['p99_ms']} ms, max {fig['max_ms']} ms over {fig['samples']} "
               f"({fig['within_1s']} within 1 s; target p99 ≤ 1 s)")
+        print(f"  probes reaching the recovering model per probing period (budget {fig['probe_budget']}, bursts on "
+              f"all replicas): max {fig['probes_max']} over {fig['probing_periods']} periods "
+              f"{fig['probes_per_period']}")
         for key in ("http_without_redis", "http_with_redis"):
             row = result[key]
             print(f"  POST /v1/route at {row['rate']:g}/s, one replica, {key[5:].replace('_', ' ')}: "

@@ -16,12 +16,13 @@ import json
 import secrets
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 
 FAST_HEALTH = {"window": "60s", "min_samples": 1000, "consecutive_failures": 3, "cooldown": "100ms",
-               "cooldown_max": "200ms", "probes": 1, "probes_in_flight": 1, "error_rate": 0.99}
+               "cooldown_max": "200ms", "probes": 2, "probes_in_flight": 2, "error_rate": 0.99}
 PRIMARY, FALLBACK = "triage-v3", "triage-v2"
 
 
@@ -64,18 +65,23 @@ async def _until(client: httpx.AsyncClient, model: str, t0: float, poll_s: float
         await asyncio.sleep(poll_s)
 
 
-async def _recovered(clients: list[httpx.AsyncClient], limit_s: float = 10.0) -> None:
-    """Traffic on every replica (successes reported where decided) until each serves the primary again."""
+async def _recovered(clients: list[httpx.AsyncClient], limit_s: float = 10.0) -> int:
+    """Bursts on every replica at once (successes reported where decided) until each serves the primary
+    again; returns how many requests reached it as probes (the fleet's budget is `probes`)."""
     deadline = time.monotonic() + limit_s
     back: set[int] = set()
+    probes = 0
     while len(back) < len(clients) and time.monotonic() < deadline:
-        for i, client in enumerate(clients):
-            d = await _model(client)
+        burst = [(i, c) for i, c in enumerate(clients) for _ in range(2)]
+        decisions = await asyncio.gather(*(_model(c) for _, c in burst))
+        for (i, client), d in zip(burst, decisions, strict=True):
             if d["model"] == PRIMARY and not d.get("probe"):
                 back.add(i)
             elif d["model"] == PRIMARY:
+                probes += 1
                 await client.post("/v1/outcomes", json={"trace_id": d["trace_id"], "model": PRIMARY, "ok": True})
         await asyncio.sleep(0.02)
+    return probes
 
 
 async def ejection(ports: list[int], raw: dict[str, Any], rounds: int, poll_s: float) -> dict[str, Any]:
@@ -84,16 +90,20 @@ async def ejection(ports: list[int], raw: dict[str, Any], rounds: int, poll_s: f
     await asyncio.sleep(1.5)  # every replica serves the new version (its health settings)
     fails = [{"model": PRIMARY, "ok": False, "error": "server_error"}] * 3
     seen: list[float] = []
+    probes: list[int] = []
     for i in range(rounds):
-        await _recovered(clients)
+        probes.append(await _recovered(clients))
         origin = clients[i % len(clients)]
         others = [c for c in clients if c is not origin]
         (await origin.post("/v1/outcomes", json=fails)).raise_for_status()
         t0 = time.perf_counter()
         seen += await asyncio.gather(*(_until(c, FALLBACK, t0, poll_s) for c in others))
+    probes.append(await _recovered(clients))
     for c in clients:
         await c.aclose()
-    return figures(seen)
+    periods = probes[1:]  # the first call only waits for the new version to serve
+    return {**figures(seen), "probe_budget": FAST_HEALTH["probes"], "probing_periods": len(periods),
+            "probes_max": max(periods), "probes_per_period": dict(sorted(Counter(periods).items()))}
 
 
 async def paced(port: int, rate: float, seconds: float, connections: int = 16) -> dict[str, Any]:

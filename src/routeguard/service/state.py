@@ -34,7 +34,7 @@ from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
-from routeguard.service.fleet import FleetSync, default_replica_id, redis_ping
+from routeguard.service.fleet import FleetSync, default_replica_id
 from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.health_keeper import HealthKeeper
 from routeguard.service.settings import Settings
@@ -115,10 +115,8 @@ class ServiceState:
             poll_s=settings.fleet_poll_s,
             heartbeat_s=settings.heartbeat_s,
             address=f"{settings.host}:{settings.port}",
-            redis_probe=redis_ping(settings.redis_url) if settings.redis_url else None,
+            redis_probe=self.fleet_health.status if self.fleet_health is not None else None,  # the link's state
         )
-        if self.fleet_health is not None:
-            self.fleet.redis_probe = self.fleet_health.status  # the link knows its state better than a ping
 
     # ------------------------------------------------------------------ construction
     @classmethod
