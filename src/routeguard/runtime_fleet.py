@@ -127,7 +127,7 @@ class FleetControls:
             for item in items:
                 try:
                     model = self._apply_one(item, origin, now)
-                except (KeyError, TypeError, ValueError) as exc:  # a malformed or newer item: skip it
+                except Exception as exc:  # a malformed item, or one of a newer release: skip it
                     log.debug("fleet item from %s skipped: %s", origin, exc)
                     continue
                 applied += 1

@@ -151,3 +151,18 @@ def test_quotas_count_the_fleets_traffic(prefix: str) -> None:
     link_b.step()
     link_a.step()
     assert a.decide(ROUTE).model == FALLBACK and b.decide(ROUTE).model == FALLBACK  # 4 in the fleet's minute
+
+
+def test_a_peers_malformed_items_are_skipped_and_the_link_stays_up(prefix: str) -> None:
+    clock = ManualClock()
+    b, link_b = _replica("b", prefix, clock, RateLimiter(clock))
+    bad: list[dict[str, Any]] = [
+        {"k": "o"}, {"k": "o", "m": PRIMARY, "ok": False, "ts": "yesterday"}, {"k": "?", "m": PRIMARY},
+        {"k": "o", "m": PRIMARY, "ok": False, "e": "no_such_class"}, {"k": "s", "m": PRIMARY, "st": "sideways"},
+        {"k": "r", "p": "carol", "n": "many", "ts": clock()}, {"k": "r", "ts": clock()},
+    ]
+    good = [{"k": "s", "m": PRIMARY, "st": "down", "src": "pager", "ttl": 60, "at": clock()}]
+    link_b.bus.push("z", [*bad, *good])
+    link_b.step()
+    assert link_b.up and link_b.applied == 1
+    assert b.decide(ROUTE).model == FALLBACK

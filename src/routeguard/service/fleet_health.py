@@ -182,15 +182,25 @@ class FleetHealth:
             self._last_id = entry_id
             if replica == self.replica_id:
                 continue
-            fresh = [i for i in items if isinstance(i, dict) and now - float(i.get("ts", now)) < STALE_S]
-            rates = [i for i in fresh if i.get("k") == "r"]
-            if rates and self._limiter is not None:
-                for item in rates:
-                    if now - float(item["ts"]) < 2.0:
-                        self._limiter.absorb(str(item["p"]), int(item["n"]))
+            fresh = [i for i in items if _fresh(i, now)]
+            self._absorb([i for i in fresh if i.get("k") == "r"], now)
             health = [i for i in fresh if i.get("k") != "r"]
-            if health:
-                self.applied += router.apply_fleet(health, replica)
+            try:
+                if health:
+                    self.applied += router.apply_fleet(health, replica)
+            except Exception:  # a peer's odd batch must not take the link down
+                log.exception("a batch from replica %s could not be applied", replica)
+
+    def _absorb(self, grants: list[dict[str, Any]], now: float) -> None:
+        """Other replicas' grants of per-principal rates (those of the last 2 s) come out of our buckets."""
+        if self._limiter is None:
+            return
+        for item in grants:
+            try:
+                if now - float(item["ts"]) < 2.0:
+                    self._limiter.absorb(str(item["p"]), int(item["n"]))
+            except (KeyError, TypeError, ValueError):
+                continue
 
     def _keep_leases(self) -> None:
         gate = self._router().probe_gate
@@ -223,6 +233,19 @@ class FleetHealth:
             self.bus.release_lease(_lease_key(pair), self._token)
         except Exception as exc:
             log.debug("lease release failed: %s", exc)
+
+
+def _fresh(item: object, now: float) -> bool:
+    """Outcomes, permits, checks and grants older than ``STALE_S`` say nothing any more; signals and
+    ejections carry their own time (TTL, cooldown end)."""
+    if not isinstance(item, dict):
+        return False
+    if item.get("k") in ("s", "w", "x"):
+        return True
+    try:
+        return now - float(item.get("ts", now)) < STALE_S
+    except (TypeError, ValueError):
+        return False
 
 
 def _lease_key(pair: tuple[str, str]) -> str:
