@@ -112,9 +112,11 @@ def test_principal_grants_are_taken_from_every_replicas_bucket(prefix: str) -> N
     assert limit_b.take("carol", 4.0) is None  # b has served carol: she has a bucket there (3 left)
     for _ in range(3):
         assert limit_a.take("carol", 4.0) is None
+    assert limit_a.take("dave", 2.0) is None and limit_a.take("dave", 2.0) is None  # dave's burst, all on a
     link_a.step()
     link_b.step()
     assert limit_b.take("carol", 4.0) is not None  # 4 granted fleet-wide within the second: over the rate
+    assert limit_b.take("dave", 2.0) is not None  # b never served dave: a's grants still count here
 
 
 def test_a_lost_link_keeps_what_it_saw_and_pushes_it_on_return(prefix: str) -> None:

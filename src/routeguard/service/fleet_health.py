@@ -162,8 +162,8 @@ class FleetHealth:
                 self.dropped += 1
             self._pending.append(item)
         if self._limiter is not None:
-            for name, count in self._limiter.drain_taken().items():
-                self._pending.append({"k": "r", "p": name, "n": count, "ts": now})
+            for name, (count, rate) in self._limiter.drain_taken().items():
+                self._pending.append({"k": "r", "p": name, "n": count, "rate": rate, "ts": now})
         while self._pending:
             batch = [self._pending[i] for i in range(min(500, len(self._pending)))]
             self.bus.push(self.replica_id, batch)  # raises when down: the batch stays pending
@@ -198,7 +198,7 @@ class FleetHealth:
         for item in grants:
             try:
                 if now - float(item["ts"]) < 2.0:
-                    self._limiter.absorb(str(item["p"]), int(item["n"]))
+                    self._limiter.absorb(str(item["p"]), int(item["n"]), float(item["rate"]))
             except (KeyError, TypeError, ValueError):
                 continue
 

@@ -35,7 +35,7 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
         self._lock = threading.Lock()
-        self._taken: dict[str, int] = {}  # grants since the last drain (for the fleet)
+        self._taken: dict[str, tuple[int, float]] = {}  # grants since the last drain, and the rate (for the fleet)
 
     def take(self, name: str, rate: float) -> float | None:
         """Take one token; None when granted, else the seconds until one is free (the Retry-After)."""
@@ -46,23 +46,26 @@ class RateLimiter:
             tokens = max(-burst, min(burst, tokens + (now - at) * rate))  # below 0: other replicas' grants
             if tokens >= 1.0:
                 self._buckets[name] = (tokens - 1.0, now)
-                self._taken[name] = self._taken.get(name, 0) + 1
+                self._taken[name] = (self._taken.get(name, (0, rate))[0] + 1, rate)
                 return None
             self._buckets[name] = (tokens, now)
             return max(0.001, (1.0 - tokens) / rate)
 
-    def drain_taken(self) -> dict[str, int]:
-        """This replica's grants per principal since the last drain."""
+    def drain_taken(self) -> dict[str, tuple[int, float]]:
+        """This replica's grants per principal since the last drain, with the principal's rate."""
         with self._lock:
             taken, self._taken = self._taken, {}
             return taken
 
-    def absorb(self, name: str, count: int) -> None:
-        """Another replica granted ``count`` requests of ``name``: they come out of this bucket too."""
+    def absorb(self, name: str, count: int, rate: float) -> None:
+        """Another replica granted ``count`` requests of ``name`` (whose rate is ``rate``): they come out of
+        this replica's bucket too (a full one when it has none yet)."""
+        if count <= 0 or not rate > 0:
+            return
+        burst = max(1.0, rate)
         with self._lock:
-            bucket = self._buckets.get(name)
-            if bucket is not None and count > 0:  # no bucket yet: this replica has not served it lately
-                self._buckets[name] = (bucket[0] - count, bucket[1])
+            tokens, at = self._buckets.get(name, (burst, self._clock()))
+            self._buckets[name] = (max(-burst, tokens - count), at)
 
     @staticmethod
     def retry_after_header(seconds: float) -> str:
