@@ -5,14 +5,16 @@ read), so each assertion follows a known number of rounds.
 - outcomes reported on one replica eject the model on the other; a replica never re-applies its own items;
 - probe leases: one owner at a time, renewed by its token only, released only by it;
 - the active-check lock: one claim per interval;
-- per-principal grants on one replica come out of the other's bucket;
+- per-principal grants on one replica come out of the other's bucket (and over HTTP: a token's `rate`);
 - a lost link keeps what it saw and pushes it when Redis answers again.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ import pytest
 from routeguard.runtime import Router
 from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.rate_limit import RateLimiter
-from routeguard.store.redis_bus import RedisBus
-from support.service import ManualClock, bundle
+from routeguard.store.redis_bus import RedisBus, fleet_prefix
+from support.fleet import poll_until
+from support.service import EXAMPLE, ManualClock, bundle, run_service
 from support.services import redis_url_or_skip
 
 pytestmark = pytest.mark.services
@@ -168,3 +171,36 @@ def test_a_peers_malformed_items_are_skipped_and_the_link_stays_up(prefix: str) 
     link_b.step()
     assert link_b.up and link_b.applied == 1
     assert b.decide(ROUTE).model == FALLBACK
+
+
+def test_a_tokens_rate_holds_across_replicas_over_http(tmp_path: Path) -> None:
+    redis_url = redis_url_or_skip()
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    auth = tmp_path / "auth.yaml"
+    auth.write_text("- {name: lim, token: lim-token-0123456789, roles: [router], rate: 4/s}\n", encoding="utf-8")
+    with run_service(db, config=EXAMPLE, auth_file=auth, redis_url=redis_url) as a, \
+            run_service(db, auth_file=auth, redis_url=redis_url) as b:
+        try:
+            for svc in (a, b):
+                poll_until(lambda s=svc: s.state.fleet_health.up, time.monotonic() + 5, "link up")
+            with a.client("lim-token-0123456789") as on_a, b.client("lim-token-0123456789") as on_b:
+                assert all(on_a.post("/v1/route", json=ROUTE).status_code == 200 for _ in range(4))  # the burst
+                granted_on_b, deadline = 0, time.monotonic() + 1.5
+                while (status := on_b.post("/v1/route", json=ROUTE).status_code) == 200:
+                    granted_on_b += 1
+                    assert time.monotonic() < deadline, "b never saw a's grants"
+                    time.sleep(0.05)
+                assert status == 429
+                assert granted_on_b <= 2, granted_on_b  # alone, b would grant its own burst of 4 first
+        finally:
+            _forget(redis_url, fleet_prefix(db))
+
+
+def _forget(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
