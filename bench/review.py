@@ -42,7 +42,7 @@ from routeguard.review.load import load_records  # noqa: E402
 from routeguard.review.run import run_review  # noqa: E402
 from routeguard.review.settings import ReviewSettings  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay-mmlu-gsm8k.csv.gz"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "replay-mmlu-gsm8k.csv.gz"
 STRONG = "gpt-4-1106"
 DATASETS = ("mmlu", "gsm8k", "overall")
 PUBLISHED = {  # RouteLLM paper and repo: a learned per-prompt router at 95 % of GPT-4's quality

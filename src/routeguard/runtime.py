@@ -22,6 +22,7 @@ from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_po
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
 from routeguard.core.health_fleet import FleetTracker
+from routeguard.core.health_view import HealthState
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
 from routeguard.core.route_state import RouteState
@@ -62,7 +63,7 @@ class Router(FleetControls, HealthControls):
         self._clock = clock
         self._legacy = legacy
         self._tables: dict[str, RoutingTable] = {}
-        self._scope_of: Callable[[str | None], str] = lambda _tenant: STABLE_SCOPE
+        self._scope_of: Callable[[str | None, str | None], str] = lambda _tenant, _line: STABLE_SCOPE
         self._tracker = FleetTracker()
         self._routes = RouteState()
         self._bus = EventBus()
@@ -103,7 +104,9 @@ class Router(FleetControls, HealthControls):
 
     # ----------------------------------------------------------------- tables and scopes
     def set_tables(
-        self, tables: Mapping[str, RoutingTable], scope_of: Callable[[str | None], str] | None = None
+        self,
+        tables: Mapping[str, RoutingTable],
+        scope_of: Callable[[str | None, str | None], str] | None = None,  # (tenant, business line) -> scope
     ) -> None:
         """Replace the live tables (scope -> table); a scope whose version changed starts on its primaries."""
         with self._lock:
@@ -147,8 +150,8 @@ class Router(FleetControls, HealthControls):
     def table(self) -> RoutingTable:
         return self._tables.get(STABLE_SCOPE) or next(iter(self._tables.values()))
 
-    def table_for(self, tenant: str | None) -> tuple[str, RoutingTable]:
-        scope = self._scope_of(tenant)
+    def table_for(self, tenant: str | None, business_line: str | None = None) -> tuple[str, RoutingTable]:
+        scope = self._scope_of(tenant, business_line)
         table = self._tables.get(scope)
         if table is None:
             return STABLE_SCOPE, self.table
@@ -187,7 +190,7 @@ class Router(FleetControls, HealthControls):
         ctx = self.context(context)
         with self._lock:
             now = self._clock()
-            scope, table = self.table_for(ctx.tenant)
+            scope, table = self.table_for(ctx.tenant, ctx.business_line)
             view = self._gate if self._gate is not None else self._tracker
             decision = decide(ctx, table, view, self._safe, now, self._ramp_for(ctx, table, scope))
             # the decision carries its permit: taken under the same lock that judged it admitted
@@ -247,9 +250,14 @@ class Router(FleetControls, HealthControls):
                                       "t": out.input_tokens + out.output_tokens})
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
-            # transition, else at most once a second — not on every outcome)
+            # transition, else at most once a second — not on every outcome). A good outcome of a healthy
+            # pair cannot move it (it is neither slow nor poorly scored): it is judged lazily, when asked.
+            tracker = self._tracker
+            healthy = HealthState.HEALTHY
             for policy, config in self._users.get(out.model, ()):
-                self._tracker.model_health(policy, config, out.model, now)
+                if out.ok and tracker.peek_state(policy, out.model) is healthy and _harmless(out, config):
+                    continue
+                tracker.model_health(policy, config, out.model, now)
             events = self._refresh(now)
         self._emit_all(events)
         if fallback is not None:
@@ -386,3 +394,10 @@ class Router(FleetControls, HealthControls):
     async def aclose(self) -> None:
         if self._executor is not None:
             await self._executor.aclose()
+
+
+def _harmless(out: Outcome, config: HealthConfig) -> bool:
+    """A successful outcome that no threshold of ``config`` can turn against a healthy model."""
+    if config.p95_latency_s is not None and (out.latency_ms is None or out.latency_ms >= config.p95_latency_s * 1000):
+        return False
+    return config.quality_min is None or out.quality is None or out.quality >= config.quality_min

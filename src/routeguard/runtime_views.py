@@ -14,15 +14,26 @@ __all__ = ["WithoutProbes", "health_snapshot"]
 
 
 def health_snapshot(states: Mapping[str, ModelStatus], models: set[str]) -> dict[str, Any]:
-    """``GET /v1/health``: every model with its figures, its signal, and its state under each policy."""
+    """``GET /v1/health``: every model with its figures, its signals (the effective one and each source's), and
+    its state under each policy (the breaker: state, detail, cooldown left, probe budget left, ejections)."""
     out: dict[str, Any] = {}
     for name in sorted(models | set(states)):
         status = states.get(name)
+        breakers = (status.breakers or {}) if status is not None else {}
         out[name] = {
             "figures": dataclasses.asdict(status.figures) if status is not None and status.figures else None,
             "signal": dataclasses.asdict(status.signal) if status is not None and status.signal else None,
+            "signals": {src: dataclasses.asdict(sig) for src, sig in (status.signals or {}).items()}
+            if status is not None else {},
             "policies": {
-                p: {"state": h.state.value, "detail": h.detail, "cooldown_left_s": h.cooldown_left_s}
+                p: {
+                    "state": h.state.value,
+                    "detail": h.detail,
+                    "cooldown_left_s": h.cooldown_left_s,
+                    "probes_left": h.probes_left,
+                    "ejections": breakers[p].ejections if p in breakers else 0,
+                    "reason": "quality" if h.by_quality else None,
+                }
                 for p, h in (status.policies.items() if status is not None else ())
             },
         }

@@ -29,13 +29,11 @@ from routeguard.review.settings import ReviewSettings
 DATA = Path(
     os.environ.get(
         "ROUTEGUARD_REPLAY_DATA",
-        Path(__file__).resolve().parents[3] / "shared" / "data" / "replay-mmlu-gsm8k.csv.gz",
+        Path(__file__).resolve().parents[2] / "data" / "replay-mmlu-gsm8k.csv.gz",
     )
 )
 NOW = 1.8e9
 SEED = 0
-
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"replay data not found at {DATA}")
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,8 @@ ENDPOINTS = [
     ("GET", "/v1/audit", None, "viewer"),
     ("GET", "/v1/audit/verify", None, "viewer"),
     ("GET", "/v1/queue", None, "operator"),
+    ("POST", "/v1/queue/999/claim", None, "operator"),
+    ("POST", "/v1/queue/999/resolve", {"resolution": "answered"}, "operator"),
 ]
 
 

@@ -83,13 +83,16 @@ def test_outbox_due_retry_delivered(store: Store) -> None:
         store.outbox.mark_failed(9999, T0, "x", T0)
 
 
-def test_outbox_survives_reopen_and_orders_by_due_time(store: Store, tmp_path: Path) -> None:
+def test_outbox_keeps_audit_seq_order_per_notifier(store: Store, tmp_path: Path) -> None:
     for i in range(3):
         change(store, ["hook"], at_s=i)
+    change(store, ["other"], at_s=3)
     first = store.outbox.due(now=T0 + timedelta(seconds=5))
-    assert [m.payload["audit_seq"] for m in first] == [1, 2, 3]
+    assert [m.payload["audit_seq"] for m in first] == [1, 2, 3, 4]
     store.outbox.mark_failed(first[0].id, T0, "boom", next_attempt_at=T0 + timedelta(seconds=10))
-    assert [m.payload["audit_seq"] for m in store.outbox.due(now=T0 + timedelta(seconds=10))] == [2, 3, 1]
+    # while seq 1 backs off, the later messages to the same notifier wait; another notifier's do not
+    assert [m.payload["audit_seq"] for m in store.outbox.due(now=T0 + timedelta(seconds=5))] == [4]
+    assert [m.payload["audit_seq"] for m in store.outbox.due(now=T0 + timedelta(seconds=10))] == [1, 2, 3, 4]
     assert len(store.outbox.due(now=T0 + timedelta(seconds=10), limit=2)) == 2
 
 

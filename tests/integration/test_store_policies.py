@@ -258,4 +258,5 @@ def test_publish_with_notifiers_queues_outbox_in_same_transaction(store: Store) 
     seq = store.audit.head()[0]
     messages = store.outbox.due()
     assert sorted(m.notifier for m in messages) == ["governance", "slack"]
-    assert all(m.audit_seq == seq and m.payload["event"] == "policy.published" for m in messages)
+    assert all(m.audit_seq == seq and m.payload["event"] == "agent.routing.policy" for m in messages)
+    assert all(m.payload["action"] == "published" and m.payload["kind"] == "policy.published" for m in messages)

@@ -137,8 +137,9 @@ def run_service(
     tick_s: float = 0.2,
     legacy_env: bool = False,
     redis_url: str | None = None,
+    **extra: Any,
 ) -> Iterator[Service]:
-    """The app in a uvicorn thread; the clock is a ManualClock."""
+    """The app in a uvicorn thread; the clock is a ManualClock. ``extra``: further `Settings` fields."""
     clock = ManualClock()
     port = free_port()
     settings = Settings(
@@ -150,6 +151,7 @@ def run_service(
         clock=clock,
         legacy_env=legacy_env,
         redis_url=redis_url,
+        **extra,
     )
     state = ServiceState.open(settings)
     app = create_app(settings, state=state)

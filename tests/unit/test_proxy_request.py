@@ -74,3 +74,11 @@ def test_sse_encoding() -> None:
     assert event.startswith(b"event: error\ndata: ") and event.endswith(b"\n\n")
     assert json.loads(event.split(b"data: ", 1)[1]) == {
         "error": {"message": "it broke", "type": "server_error", "param": None, "code": "partial_output", "model": "m"}}
+
+
+def test_profile_and_business_line_reach_the_route_request() -> None:
+    from routeguard.service.proxy_request import Received, build_call
+
+    body = {"model": "agent", "messages": [], "metadata": {"profile": "other", "business_line": "retail"}}
+    call = build_call(body, Received())
+    assert call.context["metadata"] == {"policy": "other"} and call.context["business_line"] == "retail"

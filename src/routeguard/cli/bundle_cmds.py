@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +15,10 @@ from rich.table import Table
 from routeguard.cli.output import console, err_console, print_json
 from routeguard.config.load import load_bundle
 from routeguard.config.schema import bundle_schema
+from routeguard.config.secrets import SecretsFileError, egress_rules
 from routeguard.core.checks import check_bundle
 from routeguard.core.context import RouteContext, RoutingError, SafeMode
+from routeguard.core.egress import EgressRules
 from routeguard.core.engine import decide
 from routeguard.core.findings import BundleError, Finding
 from routeguard.core.health_view import HealthState, ModelHealth, StaticHealth
@@ -28,12 +31,12 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def _findings_for(path: Path, now: float) -> tuple[list[Finding], Any]:
+def _findings_for(path: Path, now: float, egress: EgressRules | None = None) -> tuple[list[Finding], Any]:
     try:
         loaded = load_bundle(path)
     except BundleError as exc:
         return exc.findings, None
-    return loaded.locate(check_bundle(loaded.bundle, now)), loaded
+    return loaded.locate(check_bundle(loaded.bundle, now, egress)), loaded
 
 
 def validate(
@@ -45,9 +48,21 @@ def validate(
     at: Annotated[
         str | None, typer.Option("--now", help="check approvals as of this date (YYYY-MM-DD) instead of today")
     ] = None,
+    secrets: Annotated[
+        Path | None, typer.Option("--secrets", help="check secrets against this file (NAME -> hosts), as serve does")
+    ] = None,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option("--allow-egress", metavar="HOSTS", help="link-local/metadata hosts to allow, as serve does"),
+    ] = None,
 ) -> None:
     """Check a bundle against every governance rule. Exit 0 clean, 1 with findings, 2 on usage errors."""
-    findings, loaded = _findings_for(file, _when(at))
+    try:
+        egress = egress_rules(secrets, allow_egress or (), loopback=True)
+    except SecretsFileError as exc:
+        err_console.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    findings, loaded = _findings_for(file, _when(at), egress)
     sim: list[dict[str, Any]] = []
     if simulate and loaded is not None and not findings:
         from routeguard.sim.gate import run_standard_scenarios
@@ -169,6 +184,15 @@ def route(
         console.print(f"  {d['terminal']['reason']}")
 
 
-def schema() -> None:
+def schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="the key table of docs/bundle.md instead of the JSON Schema")
+    ] = False,
+) -> None:
     """Print the JSON Schema of the bundle (for editors and CI)."""
+    if markdown:
+        from routeguard.config.schema_doc import markdown_table
+
+        sys.stdout.write(markdown_table())
+        return
     print_json(bundle_schema())

@@ -36,6 +36,8 @@ def _scope(scope: dict[str, Any] | None) -> str:
         return "all"
     if "tenants" in scope:
         return "tenants " + ",".join(scope["tenants"])
+    if "business_lines" in scope:
+        return "business lines " + ",".join(scope["business_lines"])
     return f"{scope.get('percent')}% of tenants"
 
 
@@ -52,12 +54,17 @@ def upload(
     file: Annotated[Path, typer.Argument(help="bundle file (YAML or JSON)", exists=True, dir_okay=False)],
     label: Annotated[str | None, typer.Option("--label", help="a label for the version")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only check it; store nothing")] = False,
+    approver: Annotated[
+        str | None, typer.Option("--approver", help="the only principal who may approve this version")
+    ] = None,
     server: ServerOpt = DEFAULT_SERVER,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Upload a bundle as a new draft version (exit 1 with every finding when it breaks a rule)."""
-    body = {"config": file.read_text(encoding="utf-8"), "label": label or file.name, "dry_run": dry_run}
+    body: dict[str, Any] = {"config": file.read_text(encoding="utf-8"), "label": label or file.name, "dry_run": dry_run}
+    if approver is not None:
+        body["approver"] = approver
     data = Client(server, principal, as_json).call("POST", "/v1/policies", body)
     if dry_run:
         _done(data, as_json, f"[green]✓[/] {escape(str(file))} passes every check ({data['hash'][:19]}…)")
@@ -167,20 +174,26 @@ def publish(
     to_all: Annotated[bool, typer.Option("--all", help="publish to every tenant (the default)")] = False,
     tenants: Annotated[str | None, typer.Option("--tenants", help="comma-separated tenant ids")] = None,
     percent: Annotated[int | None, typer.Option("--percent", min=1, max=100, help="a sticky share")] = None,
+    business_lines: Annotated[
+        str | None, typer.Option("--business-lines", help="comma-separated business lines")
+    ] = None,
     server: ServerOpt = DEFAULT_SERVER,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish an approved version: to all, to named tenants, or to a percentage of tenants."""
-    if sum((to_all, tenants is not None, percent is not None)) > 1:
-        fail("give at most one of --all, --tenants, --percent", as_json, "usage")
-    scope: dict[str, Any] = {"all": True}
+    """Publish an approved version: to all, named tenants or business lines, or a percentage of tenants
+    (none given: the upload's intended scope, else all)."""
+    if sum((to_all, tenants is not None, percent is not None, business_lines is not None)) > 1:
+        fail("give at most one of --all, --tenants, --business-lines, --percent", as_json, "usage")
+    scope: dict[str, Any] | None = {"all": True} if to_all else None
     if tenants is not None:
         scope = {"tenants": [t.strip() for t in tenants.split(",") if t.strip()]}
+    elif business_lines is not None:
+        scope = {"business_lines": [b.strip() for b in business_lines.split(",") if b.strip()]}
     elif percent is not None:
         scope = {"percent": percent}
     data = Client(server, principal, as_json).call(
-        "POST", f"/v1/policies/{version}/publish", {"scope": scope}
+        "POST", f"/v1/policies/{version}/publish", {"scope": scope} if scope is not None else {}
     )
     _done(
         data,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,7 +63,7 @@ def serve(
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+    port: Annotated[int, typer.Option("--port", envvar="ROUTEGUARD_PORT", help="port to listen on")] = 8080,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
@@ -82,10 +83,37 @@ def serve(
             help="level of routeguard's JSON log lines on stderr: routing events at info, decisions at debug",
         ),
     ] = "info",
+    secrets: Annotated[
+        Path | None,
+        typer.Option("--secrets", help="YAML mapping NAME -> list of hosts: where each environment secret may go"),
+    ] = None,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-egress", metavar="HOSTS", help="link-local/metadata hosts or networks to allow (comma-separated)"
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        str, typer.Option("--checkpoint-every", help="write the signed audit head this often (0: never)")
+    ] = "5m",
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint-file", help="where checkpoints go (default: beside the SQLite store)"),
+    ] = None,
+    checkpoint_notify: Annotated[
+        str | None, typer.Option("--checkpoint-notify", help="also send each checkpoint to this bundle notifier")
+    ] = None,
+    max_body: Annotated[int, typer.Option("--max-body-bytes", help="request body limit")] = 1 << 20,
+    max_upload: Annotated[int, typer.Option("--max-upload-bytes", help="policy upload limit")] = 5 << 20,
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # a library or `cli`-only install
+        err_console.print(escape(f"error: serving needs {exc.name!r}: pip install 'routeguard[server]'"))
+        raise typer.Exit(2) from exc
 
+    from routeguard.config.secrets import SecretsFileError
     from routeguard.service.app import create_app
     from routeguard.service.auth import AuthError
     from routeguard.service.bootstrap import StartupError
@@ -104,10 +132,14 @@ def serve(
     settings = Settings(
         db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
         replica_id=replica_id or None,
+        max_body_bytes=max_body, max_upload_bytes=max_upload, secrets_file=secrets,
+        allow_egress=tuple(allow_egress or ()),
+        checkpoint_every_s=_seconds(checkpoint_every, "--checkpoint-every"), checkpoint_file=checkpoint_file,
+        checkpoint_notifier=checkpoint_notify,
     )
     try:
         state = ServiceState.open(settings)
-    except AuthError as exc:
+    except (AuthError, SecretsFileError) as exc:
         err_console.print(f"[red]error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except StartupError as exc:
@@ -146,6 +178,16 @@ def serve(
         state.store.close()
 
 
+def _seconds(value: str, option: str) -> float:
+    from routeguard.core.durations import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except (TypeError, ValueError) as exc:
+        err_console.print(f"[red]error[/]: {option}: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
 def _open_existing(db: str | None, as_json: bool) -> Any:
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
@@ -155,7 +197,12 @@ def _open_existing(db: str | None, as_json: bool) -> Any:
     url = _db_url(db)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        _fail(f"no store at {parsed.database}", as_json, 2)
+        _fail(
+            f"no store at {Path(parsed.database).resolve()}: pass --db URL (or ROUTEGUARD_DB), "
+            "or --server URL to ask a running service",
+            as_json,
+            2,
+        )
     try:
         return open_store(url, migrate=False)
     except SQLAlchemyError as exc:
@@ -170,16 +217,39 @@ def _fail(message: str, as_json: bool, code: int) -> None:
     raise typer.Exit(code)
 
 
+AuditServerOpt = Annotated[
+    str | None, typer.Option("--server", help="ask this service (token: ROUTEGUARD_TOKEN) instead of a store")
+]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="a checkpoint file: also detect a truncated or wiped chain", dir_okay=False),
+]
+
+
 @audit_app.command("verify")
 def verify(
-    db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    server: AuditServerOpt = None,
+    checkpoint: CheckpointOpt = None,
 ) -> None:
     """Check the audit hash chain: exit 0 when intact, 1 with the first broken record."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    if server is not None:
+        from routeguard.cli.audit_remote import verify_remote
+
+        verify_remote(server, as_json)
+
+    from routeguard.store.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        anchor = read_checkpoint(checkpoint) if checkpoint is not None else None
+    except CheckpointError as exc:
+        _fail(str(exc), as_json, 2)
     store = _open_existing(db, as_json)
     try:
-        result = store.audit.verify()
+        result = store.audit.verify(anchor)
     except SQLAlchemyError as exc:
         _fail(f"cannot read the audit log: {exc}", as_json, 2)
     finally:
@@ -196,12 +266,43 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the checkpoint to this file (atomically)")] = None,
+) -> None:
+    """Print (and with --out, write) the chain's signed head: {seq, hash, ts, alg, signature}. Keep it
+    outside the database; `audit verify --checkpoint FILE` then detects truncation and wipes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routeguard.store.checkpoint import write_checkpoint
+
+    store = _open_existing(db, False)
+    try:
+        anchor = store.audit.checkpoint()
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read the audit log: {exc}", False, 2)
+    finally:
+        store.close()
+    if out is not None:
+        write_checkpoint(out, anchor)
+    print_json(anchor.to_dict())
+
+
 @audit_app.command("export")
 def export(
     db: DbOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="JSONL file (default: standard output)")] = None,
+    server: AuditServerOpt = None,
 ) -> None:
     """Write every audit record, with seq, prev_hash and hash, as JSON lines."""
+    if server is not None:
+        from routeguard.cli.audit_remote import export_remote
+
+        with out.open("w", encoding="utf-8") if out is not None else nullcontext(sys.stdout) as fp:
+            count, head_seq, head_hash = export_remote(server, fp)
+        err_console.print(f"exported {count} record(s); chain head {head_seq} {head_hash}")
+        return
     store = _open_existing(db, False)
     try:
         if out is None:

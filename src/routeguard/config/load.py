@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from routeguard.config.limits import MAX_BUNDLE_BYTES, check_data, check_text, check_yaml_events
 from routeguard.core.findings import BundleError, Finding
 from routeguard.core.model import Bundle
 from routeguard.core.parse import parse_bundle
@@ -67,24 +68,52 @@ def load_raw(path: str | Path) -> dict[str, Any]:
 
 
 def parse_text(text: str, source: str | None = None) -> tuple[dict[str, Any], str | None]:
-    """Plain data from YAML or JSON text, and the YAML text (for line lookups); BundleError on syntax errors."""
+    """Plain data from YAML or JSON text, and the YAML text (for line lookups); BundleError on syntax errors
+    and on text past the limits of `routeguard.config.limits` (checked before anything is expanded)."""
+    check_text(text, source)
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
         except json.JSONDecodeError as exc:
             raise BundleError(
                 [Finding("schema", "", f"invalid JSON: {exc.msg}", line=exc.lineno, source=source)]
             ) from exc
+        except (RecursionError, ValueError) as exc:
+            raise BundleError([Finding("schema", "", f"invalid JSON: {_short(exc)}", source=source)]) from exc
+        check_data(data, source)
         return _expect_mapping(data, source), None
     try:
+        check_yaml_events(yaml.parse(text, Loader=_Loader), source)
         data = yaml.load(text, Loader=_Loader)
+    except BundleError:
+        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise BundleError([Finding("schema", "", f"invalid YAML: {problem}", line=line, source=source)]) from exc
+    except (RecursionError, ValueError, TypeError) as exc:  # a value YAML accepts but a bundle cannot hold
+        raise BundleError([Finding("schema", "", f"invalid YAML: {_short(exc)}", source=source)]) from exc
+    check_data(data, source)
     return _expect_mapping(data, source), text
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply (at most 64 levels)"
+    return str(exc)[:200]
 
 
 def yaml_lines(text: str) -> dict[str, int]:
@@ -101,12 +130,19 @@ def load_bundle(source: str | Path | Mapping[str, Any]) -> LoadedBundle:
     name: str | None = None
     text: str | None = None
     if isinstance(source, Mapping):
+        check_data(source)
         raw = dict(source)
     elif isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
         path = Path(source)
         name = str(path)
         try:
+            if path.stat().st_size > MAX_BUNDLE_BYTES:
+                message = f"the bundle is larger than {MAX_BUNDLE_BYTES} bytes"
+                raise BundleError([Finding("schema", "", message, source=name)])
             content = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"{path} is not valid UTF-8 (byte {exc.start})"
+            raise BundleError([Finding("schema", "", message, source=name)]) from exc
         except OSError as exc:
             raise BundleError([Finding("schema", "", f"cannot read {path}: {exc.strerror}", source=name)]) from exc
         raw, text = parse_text(content, source=name)

@@ -83,13 +83,14 @@ def bundle_schema() -> dict[str, Any]:
     )
     notifier = _obj(
         {
-            "type": {"enum": ["webhook", "slack", "email"]},
+            "type": {"enum": ["webhook", "slack", "email", "log", "file"]},
             "url": {"type": "string"},
             "host": {"type": "string"},
             "port": {"type": "integer"},
             "from": {"type": "string"},
             "to": _STRINGS,
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "path": {"type": "string", "description": "file notifiers: the JSON-lines file to append to"},
         },
         ["type"],
     )
@@ -129,7 +130,15 @@ def bundle_schema() -> dict[str, Any]:
         {
             "profile": {"type": "string"},
             "description": {"type": "string"},
-            "match": _obj({"agent": {"type": "string"}, "task_types": _STRINGS, "tenants": _STRINGS, "tags": _STRINGS}),
+            "match": _obj(
+                {
+                    "agent": {"type": "string"},
+                    "task_types": _STRINGS,
+                    "tenants": _STRINGS,
+                    "tags": _STRINGS,
+                    "business_lines": _STRINGS,
+                }
+            ),
             "primary": {
                 "anyOf": [
                     {"type": "string"},
@@ -192,6 +201,29 @@ def bundle_schema() -> dict[str, Any]:
             "approvals": {"type": "array", "items": approval},
             "notifiers": {"type": "object", "additionalProperties": notifier},
             "policies": {"type": "object", "additionalProperties": policy},
+            "sources": _obj(
+                {
+                    "health": _obj(
+                        {
+                            "url": {"type": "string", "description": "polled per provider: contains {provider}"},
+                            "interval": {**_DURATION, "default": "10s"},
+                            "timeout": {**_DURATION, "default": "1s"},
+                        },
+                        ["url"],
+                        "a provider registry answering {status: up|degraded|down, score?, ttl?}",
+                    ),
+                    "cost": _obj(
+                        {
+                            "url": {"type": "string", "description": "asked per model: contains {model}"},
+                            "ttl": {**_DURATION, "default": "5m"},
+                            "timeout": {**_DURATION, "default": "500ms"},
+                        },
+                        ["url"],
+                        "a cost service answering {input_per_1m, output_per_1m}",
+                    ),
+                },
+                description="optional: pull health and cost instead of waiting for pushes (PowerX)",
+            ),
             "safe_mode": _obj(
                 {
                     "auto": _obj(

@@ -30,10 +30,18 @@ import math
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from routeguard.core.health_machine import TRANSITIONS, ExternalSignal, Figures, IllegalHealthTransition, Proof
+from routeguard.core.health_machine import (
+    TRANSITIONS,
+    ExternalSignal,
+    Figures,
+    IllegalHealthTransition,
+    Proof,
+    SignalStatus,
+)
 from routeguard.core.health_rules import (
     degraded_proof,
     proven,
+    quiet,
     rest_state,
     secs,
     signal_text,
@@ -177,7 +185,13 @@ def step(b: Breaker, signal: Signal, now: float, cfg: HealthConfig) -> Step:
 
 # ----------------------------------------------------------------- handlers, one per state
 def _look_healthy(b: Breaker, look: Look, now: float, cfg: HealthConfig) -> Step:
-    b = _decay(b, now, cfg.cooldown_max_s)
+    if b.ejections:
+        b = _decay(b, now, cfg.cooldown_max_s)
+    s = look.signal
+    if (s is None or (s.status is SignalStatus.UP and now < s.expires_at(cfg.stale_after_s))) and quiet(
+        cfg, look.figures
+    ):
+        return Step(b, None)  # the common case, checked cheaply
     ejected = _ejection(b, look, now, cfg)
     if ejected is not None:
         return ejected

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 
+from routeguard.core.context import MAX_NAME
+from routeguard.core.egress import EgressRules, check_egress
 from routeguard.core.findings import Finding
 from routeguard.core.model import Approval, Bundle, Policy
 from routeguard.core.resolve import PolicyIndex, RequestKey
@@ -29,9 +31,11 @@ def current_approval(bundle: Bundle, model: str, profile: str, now: float) -> tu
     return best, now < approval_deadline(best)
 
 
-def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
-    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published."""
-    findings: list[Finding] = []
+def check_bundle(bundle: Bundle, now: float, egress: EgressRules | None = None) -> list[Finding]:
+    """Every finding for ``bundle`` at time ``now`` (epoch seconds); [] when it may be published.
+    ``egress``: the operator's secrets bindings and allow-list (default: any binding, no allow-list)."""
+    findings: list[Finding] = check_egress(bundle, egress if egress is not None else EgressRules())
+    findings.extend(_check_names(bundle))
     for name, profile in bundle.profiles.items():
         if profile.capabilities is not None and not profile.requires <= profile.capabilities:
             extra = ", ".join(sorted(profile.requires - profile.capabilities))
@@ -51,6 +55,16 @@ def check_bundle(bundle: Bundle, now: float) -> list[Finding]:
         findings.extend(_check_policy(bundle, name, policy, now))
     findings.extend(_check_ambiguity(bundle))
     return findings
+
+
+def _check_names(bundle: Bundle) -> list[Finding]:
+    """Names end up in the audit log and the store's columns: at most MAX_NAME characters."""
+    out: list[Finding] = []
+    for section in ("models", "profiles", "notifiers", "policies"):
+        for name in getattr(bundle, section):
+            if len(name) > MAX_NAME:
+                out.append(Finding("schema", f"{section}.{name[:40]}…", f"a name is at most {MAX_NAME} characters"))
+    return out
 
 
 def _check_policy(bundle: Bundle, name: str, policy: Policy, now: float) -> list[Finding]:
@@ -179,6 +193,7 @@ def _probe_keys(a: Policy, b: Policy) -> list[RequestKey]:
 
     task_types = pick(a.match.task_types, b.match.task_types)
     tenants = pick(a.match.tenants, b.match.tenants)
+    lines = pick(a.match.business_lines, b.match.business_lines)
     tag_a = sorted(a.match.tags)[:1] if a.match.tags else []
     tag_b = sorted(b.match.tags)[:1] if b.match.tags else []
     tags = frozenset(tag_a + tag_b)
@@ -186,10 +201,11 @@ def _probe_keys(a: Policy, b: Policy) -> list[RequestKey]:
     if a.agent == b.agent:
         agents.append(a.agent)
     return [
-        RequestKey(agent=agent, task_type=tt, tenant=tn, tags=tags)
+        RequestKey(agent=agent, task_type=tt, tenant=tn, tags=tags, business_line=bl)
         for agent in agents
         for tt in task_types
         for tn in tenants
+        for bl in lines
     ]
 
 

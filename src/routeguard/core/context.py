@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from routeguard.core.aliases import AliasError, normalize_request
+
 __all__ = ["RouteContext", "RoutingError", "SafeMode"]
+
+# input bounds (CONTRACT §3: malformed input is a 4xx naming the field): names fit the store's columns,
+# counts stay integers every JSON reader keeps exactly; NaN and infinities fail these range tests too
+MAX_NAME = 200
+MAX_TRACE_ID = 100
+MAX_COUNT = 2**53 - 1
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT_KEYS = frozenset(
@@ -27,6 +35,7 @@ _CONTEXT_KEYS = frozenset(
         "budget_usd",
         "metadata",
         "stream",
+        "business_line",
     }
 )
 
@@ -71,6 +80,7 @@ class RouteContext:
     policy_override: str | None = None
     stream: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    business_line: str | None = None
     # model -> error class of a failed attempt in this request (set by the executor between attempts)
     failures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
@@ -80,9 +90,13 @@ class RouteContext:
         if not isinstance(data, Mapping):
             raise RoutingError("invalid_context", "the route request must be a JSON object")
         unknown = sorted(set(data) - _CONTEXT_KEYS)
+        metadata = data.get("metadata") or {}
+        if unknown or (isinstance(metadata, Mapping) and "profile" in metadata):
+            data = _canonical(data)
+            unknown = sorted(set(data) - _CONTEXT_KEYS)
+            metadata = data.get("metadata") or {}
         if unknown:
             raise RoutingError("invalid_context", f"unknown field(s) in route request: {', '.join(unknown)}")
-        metadata = data.get("metadata") or {}
         if not isinstance(metadata, Mapping):
             raise RoutingError("invalid_context", "metadata: expected an object")
         tokens = data.get("estimated_tokens") or {}
@@ -110,12 +124,13 @@ class RouteContext:
             policy_override=override,
             stream=bool(data.get("stream", False)),
             metadata=dict(metadata),
+            business_line=_str(data, "business_line"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             k: getattr(self, k)
-            for k in ("trace_id", "agent", "tenant", "task_type", "data_class", "region", "language")
+            for k in ("trace_id", "agent", "tenant", "task_type", "data_class", "region", "language", "business_line")
             if getattr(self, k)
         }
         if self.modalities is not None:
@@ -135,12 +150,23 @@ class RouteContext:
         return out
 
 
+def _canonical(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """PowerX and camelCase spellings → canonical names (CONTRACT §3); 422 when two spellings disagree."""
+    try:
+        return normalize_request(data)
+    except AliasError as exc:
+        raise RoutingError("conflicting_fields", str(exc)) from None
+
+
 def _str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise RoutingError("invalid_context", f"{key}: expected a non-empty string, got {value!r}")
+    limit = MAX_TRACE_ID if key == "trace_id" else MAX_NAME
+    if len(value) > limit:
+        raise RoutingError("invalid_context", f"{key}: at most {limit} characters")
     return value
 
 
@@ -155,7 +181,7 @@ def _strings(data: Mapping[str, Any], key: str) -> list[str] | None:
 
 def _count(tokens: Mapping[str, Any], path: str, key: str) -> int:
     value = tokens.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_COUNT:
         raise RoutingError("invalid_context", f"{path}: expected a non-negative number, got {value!r}")
     return int(value)
 
@@ -164,6 +190,6 @@ def _positive(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_COUNT:
         raise RoutingError("invalid_context", f"{key}: expected a positive number, got {value!r}")
     return float(value)

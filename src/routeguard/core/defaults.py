@@ -58,3 +58,9 @@ SAFE_MODE_MIN_SAMPLES = 10
 
 MODALITIES: frozenset[str] = frozenset({"text"})
 APPROVAL_EXPIRING_WARN_DAYS = 7
+
+# Pull sources (CONTRACT §1 `sources`): a provider registry polled for health, a cost service queried per model.
+SOURCE_HEALTH_INTERVAL_S = 10.0
+SOURCE_HEALTH_TIMEOUT_S = 1.0
+SOURCE_COST_TTL_S = 300.0
+SOURCE_COST_TIMEOUT_S = 0.5

@@ -49,7 +49,7 @@ def resolve_policy(context: RouteContext, table: RoutingTable) -> CompiledPolicy
     """The policy a request resolves to, after a permitted ``metadata.policy`` override."""
     policy = table.index.fast(context.agent, context.task_type) if context.agent is not None else None
     if policy is None:
-        key = RequestKey(context.agent, context.task_type, context.tenant, context.tags)
+        key = RequestKey(context.agent, context.task_type, context.tenant, context.tags, context.business_line)
         policy = table.index.resolve(key)
         if policy is None:
             if context.agent is not None and not table.index.knows_agent(context.agent):

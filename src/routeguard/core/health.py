@@ -237,7 +237,10 @@ class HealthTracker:
     # ----------------------------------------------------------------- reading
     def model_health(self, policy: str, config: HealthConfig, model: str, now: float) -> ModelHealth:
         """The state of ``model`` judged with ``policy``'s ``config`` at ``now`` (may take a transition)."""
-        now = self._clamp(now)
+        if now < self._now:
+            now = self._now
+        else:
+            self._now = now
         window = self._windows.get(model)
         pairs = self._pairs.get(model)
         breaker = pairs.get(policy) if pairs is not None else None
@@ -245,27 +248,33 @@ class HealthTracker:
             if window is None and model not in self._signals:
                 return HEALTHY
             breaker = self._pairs.setdefault(model, {}).setdefault(policy, Breaker())
-        self._pair_configs[(model, policy)] = config
-        breaker = self._look(policy, model, now, config)
-        p95: float | None = None
+        pair = (model, policy)
+        if self._pair_configs.get(pair) is not config:
+            self._pair_configs[pair] = config
+        breaker, p95 = self._look(policy, model, now, config, window)
         requests = tokens = 0
         if window is not None:
-            p95 = window.counts(config.window_s, now).latency_quantile(0.95)
             quota = window.counts(QUOTA_WINDOW_S, now)
             requests, tokens = quota.requests, quota.tokens
         state = breaker.state
         cooldown_left: float | None = None
-        if state is _U and not breaker.signal_ejected:
-            cooldown_left = max(0.0, breaker.cooldown_until - now)
-        admitted = probe_admitted(breaker, config, now) if state is _P or state is _D else False
-        left = max(0, config.probes - breaker.permits) if state is _P else None
+        admitted = False
+        left: int | None = None
+        if state is _U:
+            if not breaker.signal_ejected:
+                cooldown_left = max(0.0, breaker.cooldown_until - now)
+        elif state is _P:
+            admitted = probe_admitted(breaker, config, now)
+            left = max(0, config.probes - breaker.permits)
+        elif state is _D:
+            admitted = probe_admitted(breaker, config, now)
         key = (breaker, p95, admitted, requests, tokens, cooldown_left)
-        cached = self._views.get((model, policy))
+        cached = self._views.get(pair)
         if cached is not None and cached[0] == key:
             return cached[1]
         view = ModelHealth(state, breaker.since, breaker.detail, p95, admitted, requests, tokens, cooldown_left,
                            breaker.trouble_since, breaker.quality, left)
-        self._views[(model, policy)] = (key, view)
+        self._views[pair] = (key, view)
         return view
 
     def peek_state(self, policy: str, model: str) -> HealthState:
@@ -371,20 +380,29 @@ class HealthTracker:
             self._transitions.append(HealthTransition(policy, model, moved[0], moved[1], now, moved[2]))
         return new
 
-    def _look(self, policy: str, model: str, now: float, config: HealthConfig | None = None) -> Breaker:
+    def _look(
+        self,
+        policy: str,
+        model: str,
+        now: float,
+        config: HealthConfig | None = None,
+        window: ModelWindow | None = None,
+    ) -> tuple[Breaker, float | None]:
+        """Judge one pair now: its breaker after the look, and the p95 latency it was judged on."""
         config = config or self._config(policy, model)
         breaker = self._pairs[model][policy]
-        window = self._windows.get(model)
-        signal = effective_signal(self._signals.get(model), now, config.stale_after_s)
+        if window is None:
+            window = self._windows.get(model)
+        signals = self._signals.get(model)
+        signal = effective_signal(signals, now, config.stale_after_s) if signals else None
         figures = self._figures(breaker, config, window, now)
         totals = (window.total_judged, window.total_failures, window.total_timeouts) if window else (0, 0, 0)
         new, moved = step(breaker, Look(figures, signal, totals), now, config)
         if moved is not None:
             self._transitions.append(HealthTransition(policy, model, moved[0], moved[1], now, moved[2]))
-            # keep chasing: e.g. probing -> unhealthy on a held failure, then nothing more is due
         if new is not breaker:
             self._pairs[model][policy] = new
-        return new
+        return new, figures.p95_latency_s
 
     @staticmethod
     def _figures(breaker: Breaker, config: HealthConfig, window: ModelWindow | None, now: float) -> Figures:

@@ -30,6 +30,8 @@ __all__ = [
     "Profile",
     "RetryConfig",
     "SafeModeAuto",
+    "SourceConfig",
+    "Sources",
     "Terminal",
     "TerminalAction",
 ]
@@ -118,13 +120,14 @@ class Approval:
 @dataclass(frozen=True, slots=True)
 class Notifier:
     name: str
-    type: str  # webhook | slack | email
+    type: str  # webhook | slack | email | log | file
     url: str | None = None
     host: str | None = None
     port: int | None = None
     sender: str | None = None
     to: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    path: str | None = None  # `file` notifiers: the JSON-lines file to append to
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +216,14 @@ class Match:
     task_types: frozenset[str] | None = None
     tenants: frozenset[str] | None = None
     tags: frozenset[str] | None = None
+    business_lines: frozenset[str] | None = None
 
     @property
     def is_empty(self) -> bool:
-        return self.agent is None and not self.task_types and not self.tenants and not self.tags
+        return (
+            self.agent is None and not self.task_types and not self.tenants and not self.tags
+            and not self.business_lines
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +260,22 @@ class SafeModeAuto:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A pull source (CONTRACT §1 `sources`): a URL template polled or queried with a timeout."""
+
+    url: str
+    interval_s: float = D.SOURCE_HEALTH_INTERVAL_S  # health: how often each provider is polled
+    timeout_s: float = D.SOURCE_HEALTH_TIMEOUT_S
+    ttl_s: float = D.SOURCE_COST_TTL_S  # cost: how long a quote is cached
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    health: SourceConfig | None = None
+    cost: SourceConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Bundle:
     data_classes: tuple[str, ...]
     models: Mapping[str, Model]
@@ -261,6 +284,7 @@ class Bundle:
     notifiers: Mapping[str, Notifier]
     policies: Mapping[str, Policy]
     safe_mode_auto: SafeModeAuto | None = None
+    sources: Sources = Sources()
 
     def data_class_rank(self, name: str) -> int:
         """Position of ``name`` in the ordered data classes; -1 when unknown."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from routeguard.core.context import RoutingError
+from routeguard.core.context import MAX_NAME, RoutingError
 from routeguard.core.defaults import ERROR_CLASSES
 
 __all__ = ["Outcome"]
@@ -54,6 +54,8 @@ class Outcome:
             )
         if not ok and error is None:
             error = "server_error"
+        if len(model) > MAX_NAME:
+            raise RoutingError("invalid_outcome", f"model: at most {MAX_NAME} characters")
         latency = data.get("latency_ms")
         if latency is not None and (
             isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < _MAX_FIGURE
@@ -74,6 +76,8 @@ class Outcome:
         ):
             raise RoutingError("invalid_outcome", "quality: expected a number between 0 and 1, or null")
         trace = data.get("trace_id")
+        if trace is not None and len(str(trace)) > MAX_NAME:
+            raise RoutingError("invalid_outcome", f"trace_id: at most {MAX_NAME} characters")
         return cls(
             model=model,
             ok=ok,

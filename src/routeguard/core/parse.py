@@ -21,12 +21,16 @@ from routeguard.core.model import (
     Notifier,
     Profile,
     SafeModeAuto,
+    SourceConfig,
+    Sources,
 )
 from routeguard.core.parse_policy import parse_policy
 
 __all__ = ["BundleError", "Finding", "parse_bundle"]
 
-_TOP = frozenset({"data_classes", "models", "profiles", "approvals", "notifiers", "policies", "safe_mode"})
+_TOP = frozenset(
+    {"data_classes", "models", "profiles", "approvals", "notifiers", "policies", "safe_mode", "sources"}
+)
 _MODEL = frozenset(
     {
         "provider",
@@ -48,9 +52,9 @@ _HEALTH_CHECK = frozenset({"interval", "timeout", "max_tokens", "prompt", "alway
 _ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
-_NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers"})
+_NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers", "path"})
 _ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
-_NOTIFIER_TYPES = frozenset({"webhook", "slack", "email"})
+_NOTIFIER_TYPES = frozenset({"webhook", "slack", "email", "log", "file"})
 
 
 def parse_bundle(
@@ -78,6 +82,7 @@ def parse_bundle(
     if "policies" in top and not policies and not r.findings:
         r.error("policies", "at least one policy is required")
     safe_auto = _safe_mode(r, top.get("safe_mode"))
+    sources = _sources(r, top.get("sources"))
     for name, model in models.items():
         if model.clearance not in data_classes:
             r.error(
@@ -99,6 +104,7 @@ def parse_bundle(
         notifiers=MappingProxyType(notifiers),
         policies=MappingProxyType(policies),
         safe_mode_auto=safe_auto,
+        sources=sources,
     )
 
 
@@ -235,6 +241,8 @@ def _notifier(r: FieldReader, path: str, value: object) -> Notifier:
         r.error(f"{path}.url", f"a {kind} notifier needs a url")
     if kind == "email" and not n.get("host"):
         r.error(f"{path}.host", "an email notifier needs an smtp host")
+    if kind == "file" and not n.get("path"):
+        r.error(f"{path}.path", "a file notifier needs a path")
     return Notifier(
         name=path.split(".", 1)[1],
         type=kind,
@@ -244,6 +252,7 @@ def _notifier(r: FieldReader, path: str, value: object) -> Notifier:
         sender=r.string(n, path, "from", None),
         to=tuple(to or ()),
         headers=MappingProxyType({str(k): str(v) for k, v in headers.items()}),
+        path=r.string(n, path, "path", None),
     )
 
 
@@ -261,3 +270,31 @@ def _safe_mode(r: FieldReader, value: object) -> SafeModeAuto | None:
         window_s=r.duration(a, "safe_mode.auto", "window", D.SAFE_MODE_WINDOW_S),
         min_samples=r.integer(a, "safe_mode.auto", "min_samples", D.SAFE_MODE_MIN_SAMPLES, minimum=1),
     )
+
+
+def _sources(r: FieldReader, value: object) -> Sources:
+    if value is None:
+        return Sources()
+    s = r.mapping("sources", value, frozenset({"health", "cost"}))
+    health = cost = None
+    if s.get("health") is not None:
+        h = r.mapping("sources.health", s["health"], frozenset({"url", "interval", "timeout"}))
+        url = str(r.string(h, "sources.health", "url", "", required=True))
+        if url and "{provider}" not in url and "{model}" not in url:
+            r.error("sources.health.url", "the URL must contain {provider} (or {model}): it is polled per provider")
+        health = SourceConfig(
+            url=url,
+            interval_s=r.duration(h, "sources.health", "interval", D.SOURCE_HEALTH_INTERVAL_S),
+            timeout_s=r.duration(h, "sources.health", "timeout", D.SOURCE_HEALTH_TIMEOUT_S),
+        )
+    if s.get("cost") is not None:
+        c = r.mapping("sources.cost", s["cost"], frozenset({"url", "ttl", "timeout"}))
+        url = str(r.string(c, "sources.cost", "url", "", required=True))
+        if url and "{model}" not in url:
+            r.error("sources.cost.url", "the URL must contain {model}: a quote is asked per model")
+        cost = SourceConfig(
+            url=url,
+            ttl_s=r.duration(c, "sources.cost", "ttl", D.SOURCE_COST_TTL_S),
+            timeout_s=r.duration(c, "sources.cost", "timeout", D.SOURCE_COST_TIMEOUT_S),
+        )
+    return Sources(health=health, cost=cost)

@@ -38,7 +38,7 @@ _POLICY = frozenset(
         "description",
     }
 )
-_MATCH = frozenset({"agent", "task_types", "tenants", "tags"})
+_MATCH = frozenset({"agent", "task_types", "tenants", "tags", "business_lines"})
 _FALLBACK = frozenset({"model", "on", "after"})
 _TERMINAL = frozenset({"action", "queue", "response", "message"})
 _RETRY = frozenset({"attempts", "backoff", "backoff_max", "on"})
@@ -149,6 +149,7 @@ def _match(r: FieldReader, path: str, value: object) -> Match:
         task_types=r.strings(m, path, "task_types"),
         tenants=r.strings(m, path, "tenants"),
         tags=r.strings(m, path, "tags"),
+        business_lines=r.strings(m, path, "business_lines"),
     )
 
 

@@ -18,12 +18,15 @@ class RequestKey:
     task_type: str | None = None
     tenant: str | None = None
     tags: frozenset[str] = frozenset()
+    business_line: str | None = None
 
 
 def _conditions_hold(match: Match, key: RequestKey) -> bool:
     if match.task_types is not None and key.task_type not in match.task_types:
         return False
     if match.tenants is not None and key.tenant not in match.tenants:
+        return False
+    if match.business_lines is not None and key.business_line not in match.business_lines:
         return False
     return not (match.tags is not None and not (match.tags & key.tags))
 
@@ -33,16 +36,16 @@ def _rank(policy: Policy, key: RequestKey) -> tuple[int, ...] | None:
     m = policy.match
     if not _conditions_hold(m, key):
         return None
-    dims = (m.task_types is not None, m.tenants is not None, m.tags is not None)
+    dims = (m.task_types is not None, m.tenants is not None, m.business_lines is not None, m.tags is not None)
     if key.agent is not None:
         if policy.agent != key.agent:
             return None
-        # agent + task type first, then the agent alone; tenants and tags refine within a tier
-        return (1 if dims[0] else 0, int(dims[1]) + int(dims[2]))
+        # agent + task type first, then the agent alone; tenants, business lines and tags refine within a tier
+        return (1 if dims[0] else 0, int(dims[1]) + int(dims[2]) + int(dims[3]))
     if not any(dims):
         return None  # a policy with no match conditions serves only its agent
-    # no agent: task type, then tenant, then tags
-    return (int(dims[0]), int(dims[1]), int(dims[2]))
+    # no agent: task type, then tenant, then business line (like tenant, one level below it), then tags
+    return (int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3]))
 
 
 class PolicyIndex:
@@ -60,7 +63,10 @@ class PolicyIndex:
         # fast path: agents whose policies match on task type only resolve by (agent, task type) lookup
         self._by_task: dict[tuple[str, str | None], list[Policy]] = {}
         for agent, group in self._by_agent.items():
-            if any(p.match.tenants is not None or p.match.tags is not None for p in group):
+            if any(
+                p.match.tenants is not None or p.match.tags is not None or p.match.business_lines is not None
+                for p in group
+            ):
                 continue
             task_types: set[str | None] = {None}
             for p in group:

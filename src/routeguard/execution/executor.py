@@ -205,7 +205,7 @@ class _Run:
         return self._table().policies[self.first.policy].policy
 
     def _table(self) -> RoutingTable:
-        return self.router.table_for(self.ctx.tenant)[1]
+        return self.router.table_for(self.ctx.tenant, self.ctx.business_line)[1]
 
     def preview(self, model: str | None) -> Served:
         """The summary as it will be if ``model`` finishes the request (no side effects)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from routeguard.core.egress import EgressRules
     from routeguard.core.model import Notifier as NotifierConfig
 
 __all__ = [
@@ -51,10 +52,21 @@ class Notifier(Protocol):
         ...
 
 
-def expand_env(value: str, env: Mapping[str, str] | None = None) -> str:
-    """`${NAME}` → the environment variable (unset: empty), so secrets stay out of the bundle."""
+def expand_env(
+    value: str, env: Mapping[str, str] | None = None, allowed: Callable[[str], bool] | None = None
+) -> str:
+    """`${NAME}` → the environment variable (unset: empty), so secrets stay out of the bundle. ``allowed``
+    (NAME → bool): a variable it refuses is never read (left empty), whatever the bundle says."""
     source = os.environ if env is None else env
-    return _ENV_REF.sub(lambda m: source.get(m.group(1), ""), value)
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if allowed is not None and not allowed(name):
+            log.error("${%s} is not bound to this notifier's host: left empty", name)
+            return ""
+        return source.get(name, "")
+
+    return _ENV_REF.sub(value_of, value)
 
 
 _TITLES = {
@@ -64,6 +76,7 @@ _TITLES = {
     "agent.routing.terminal": "Terminal action",
     "safe_mode": "Safe mode",
     "agent.routing.safe_mode": "Safe mode",
+    "agent.routing.policy": "Policy",
 }
 
 
@@ -80,16 +93,23 @@ def summarize(payload: Mapping[str, Any]) -> tuple[str, list[str]]:
         to_model = payload.get("to_model") or f"terminal ({_text(payload.get('terminal_action'))})"
         head = f"{title}: {_text(policy)} {_text(payload.get('from_model'))} → {to_model}"
     elif title == "Terminal action":
-        head = f"{title}: {_text(policy)} → {_text(payload.get('action'))}"
+        phase = {"start": " started", "end": " ended"}.get(str(payload.get("phase")), "")
+        head = f"{title}{phase}: {_text(policy)} → {_text(payload.get('action'))}"
     elif title == "Safe mode":
         state = "ON" if payload.get("enabled") else "OFF"
         where = f"tenant {payload['tenant']}" if payload.get("tenant") else "global"
         head = f"{title} {state} ({where})"
+    elif title == "Policy":
+        version, action = _text(payload.get("version")), _text(payload.get("action"))
+        head = f"Policy version {version} {action} ({_text(payload.get('scope'))})"
     else:
         head = f"{title}: {_text(policy)}" if policy else title
     lines = [f"reason: {_text(payload.get('reason'))}"]
     if payload.get("expected_duration") is not None:
-        lines.append(f"expected duration: {payload['expected_duration']}")
+        basis = payload.get("expected_duration_basis")
+        lines.append(f"expected duration: {payload['expected_duration']}" + (f" ({basis})" if basis else ""))
+    if payload.get("phase") == "end":
+        lines.append(f"requests answered: {_text(payload.get('requests'))}, lasted {_text(payload.get('duration'))}")
     for key in ("scope", "queue", "policy_version"):
         if payload.get(key) is not None:
             lines.append(f"{key.replace('_', ' ')}: {payload[key]}")
@@ -97,35 +117,59 @@ def summarize(payload: Mapping[str, Any]) -> tuple[str, list[str]]:
     return head, lines
 
 
-def build_notifier(config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Notifier:
-    """One sender for a bundle notifier entry; raises `NotifierConfigError` when the entry is incomplete."""
-    headers = {k: expand_env(v) for k, v in config.headers.items()}
+def build_notifier(
+    config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S, rules: EgressRules | None = None
+) -> Notifier:
+    """One sender for a bundle notifier entry; raises `NotifierConfigError` when the entry is incomplete.
+    ``rules``: `${VAR}` is expanded only for a variable bound to the notifier's host, and the resolved
+    address is checked at connect time (see `routeguard.core.egress`)."""
+    from routeguard.core.egress import EgressRules, url_host
+
+    rules = rules if rules is not None else EgressRules()
+    host = url_host(config.url) if config.url else config.host
+    bound = (lambda name: rules.secret_allowed(name, host)) if rules is not None else None
+    headers = {k: expand_env(v, allowed=bound) for k, v in config.headers.items()}
     if config.type in ("webhook", "slack"):
         if not config.url:
             raise NotifierConfigError(f"notifier {config.name!r} ({config.type}) needs a url")
+        url = expand_env(config.url, allowed=bound)
         if config.type == "webhook":
             from routeguard.notify.webhook import WebhookNotifier
 
-            return WebhookNotifier(config.name, config.url, headers=headers, timeout_s=timeout_s)
+            return WebhookNotifier(config.name, url, headers=headers, timeout_s=timeout_s, rules=rules)
         from routeguard.notify.slack import SlackNotifier
 
-        return SlackNotifier(config.name, config.url, headers=headers, timeout_s=timeout_s)
+        return SlackNotifier(config.name, url, headers=headers, timeout_s=timeout_s, rules=rules)
     if config.type == "email":
         from routeguard.notify.email import EmailNotifier
 
-        return EmailNotifier.from_config(config, timeout_s=timeout_s)
+        return EmailNotifier.from_config(config, timeout_s=timeout_s, rules=rules)
+    if config.type == "log":
+        from routeguard.notify.local import LogNotifier
+
+        return LogNotifier(config.name)
+    if config.type == "file":
+        if not config.path:
+            raise NotifierConfigError(f"notifier {config.name!r} (file) needs a path")
+        from routeguard.notify.local import FileNotifier
+
+        return FileNotifier(config.name, config.path)
     raise NotifierConfigError(f"notifier {config.name!r}: unknown type {config.type!r}")
 
 
 def build_notifiers(
-    configs: Mapping[str, NotifierConfig], *, timeout_s: float = DEFAULT_TIMEOUT_S, strict: bool = True
+    configs: Mapping[str, NotifierConfig],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    strict: bool = True,
+    rules: EgressRules | None = None,
 ) -> dict[str, Notifier]:
     """Every notifier of a bundle (`bundle.notifiers`), by name. `strict=False` logs and leaves out an
     incomplete entry (its messages then wait with an "unknown notifier" error) instead of raising."""
     out: dict[str, Notifier] = {}
     for name, cfg in configs.items():
         try:
-            out[name] = build_notifier(cfg, timeout_s=timeout_s)
+            out[name] = build_notifier(cfg, timeout_s=timeout_s, rules=rules)
         except NotifierConfigError:
             if strict:
                 raise

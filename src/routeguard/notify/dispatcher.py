@@ -188,6 +188,10 @@ class Dispatcher:
     def notifier_names(self) -> list[str]:
         return sorted(self._notifiers)
 
+    def notifier(self, name: str) -> Notifier | None:
+        """The current sender of that name (for messages that do not go through the outbox)."""
+        return self._notifiers.get(name)
+
     def oldest_undelivered_age_s(self) -> float:
         """Seconds the oldest undelivered message has waited (0.0: none). Blocking (one query)."""
         age = self._outbox.oldest_undelivered_age(self._clock())
@@ -307,16 +311,18 @@ class Dispatcher:
         try:
             await asyncio.wait_for(notifier.send(message.payload), self.options.send_timeout_s)
         except Exception as exc:
+            redact = getattr(notifier, "redact", None)  # no URL path, query or header value in the error
+            error = redact(_describe(exc)) if callable(redact) else _describe(exc)
             failures = message.attempts + 1
             opts = self.options
             delay = backoff_delay(failures, opts.backoff_base_s, opts.backoff_max_s, self._rng)
             now = self._clock()
             await asyncio.to_thread(
-                self._outbox.mark_failed, message.id, now, _describe(exc), now + timedelta(seconds=delay),
+                self._outbox.mark_failed, message.id, now, error, now + timedelta(seconds=delay),
                 owner=self.owner,
             )
             log.warning("notification %s to %r failed (attempt %d, next in %.1fs): %s",
-                        message.id, message.notifier, failures, delay, _describe(exc))
+                        message.id, message.notifier, failures, delay, error)
             self._attempted(message.notifier, False)
             return False
         await asyncio.to_thread(self._outbox.mark_delivered, message.id, self._clock(), owner=self.owner)

@@ -21,6 +21,7 @@ import aiosmtplib
 from routeguard.notify.base import DEFAULT_TIMEOUT_S, NotifierConfigError, NotifyError, expand_env, summarize
 
 if TYPE_CHECKING:
+    from routeguard.core.egress import EgressRules
     from routeguard.core.model import Notifier as NotifierConfig
 
 __all__ = ["DEFAULT_SENDER", "EmailNotifier", "email_message"]
@@ -70,12 +71,16 @@ class EmailNotifier:
         self.timeout_s = timeout_s
 
     @classmethod
-    def from_config(cls, config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> EmailNotifier:
+    def from_config(
+        cls, config: NotifierConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S, rules: EgressRules | None = None
+    ) -> EmailNotifier:
         host, port = config.host, config.port
         username = password = None
         use_tls: bool | None = None
         if config.url:
-            parts = urlsplit(expand_env(config.url))
+            bound_host = urlsplit(config.url).hostname
+            bound = (lambda name: rules.secret_allowed(name, bound_host)) if rules is not None else None
+            parts = urlsplit(expand_env(config.url, allowed=bound))
             if parts.scheme not in ("smtp", "smtps"):
                 raise NotifierConfigError(f"notifier {config.name!r}: email url must be smtp:// or smtps://")
             host = host or parts.hostname

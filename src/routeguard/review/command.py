@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from routeguard.cli.output import make_console
 
 __all__ = ["app"]
 
@@ -21,7 +22,7 @@ app = typer.Typer(
     help="Review routing against what actually happened; propose (never publish) cheaper or stronger routes.",
     add_completion=False,
 )
-_err = Console(stderr=True)
+_err = make_console(stderr=True)
 
 Opt = typer.Option
 
@@ -150,7 +151,7 @@ def run(
             )
         )
     else:
-        console = Console()
+        console = make_console()
         console.print(_summary_table(result))
         s = result.report["summary"]
         console.print(
@@ -189,7 +190,7 @@ def convert(
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
-    console = Console()
+    console = make_console()
     console.print(
         f"{result.tasks} tasks in {len(result.classes)} classes -> {result.rows_written} rows in {dst} "
         f"({result.contaminated_dropped} contaminated dropped, {len(result.issues)} bad rows skipped)"

@@ -30,11 +30,14 @@ from routeguard.service.api import (
     routes,
 )
 from routeguard.service.api import safe_mode as safe_mode_api
+from routeguard.service.body_guard import BodyGuard
 from routeguard.service.errors import install_error_handlers
 from routeguard.service.fastpath import RouteFastPath
 from routeguard.service.proxy import PROXY_PATH, ChatProxy
 from routeguard.service.settings import Settings
+from routeguard.service.sources import PullSources
 from routeguard.service.state import ServiceState
+from routeguard.service.ui import router as console_router
 
 __all__ = ["create_app"]
 
@@ -66,6 +69,9 @@ class JsonByDefault:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/ui/"):  # the console posts HTML forms
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             headers = scope["headers"]
             ctype = next((v for k, v in headers if k == b"content-type"), None)
@@ -82,13 +88,16 @@ def create_app(
     `routers` adds more endpoints."""
     settings = settings or Settings()
     service = state if state is not None else ServiceState.open(settings)
+    sources = PullSources(service)  # the bundle's `sources:` pollers (idle when it names none)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        sources.start()
         try:
             yield
         finally:
+            await sources.stop()
             await service.stop()
             service.close()  # closes the store if the state opened it
 
@@ -99,14 +108,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.sources = sources
+    app.router.redirect_slashes = False  # a redirect would build its Location from the Host header: 404 instead
     app.state.auth = service.auth
     install_error_handlers(app)
     for module in _ROUTERS:
         app.include_router(module.router)
     for extra in routers:
         app.include_router(extra)
+    app.include_router(console_router)  # the operator console at /ui (CONTRACT §9)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404
     app.router.routes.append(Route(PROXY_PATH, RouteguardAPI.proxy, methods=["POST"], include_in_schema=False))
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(JsonByDefault)
     app.add_middleware(RouteFastPath)  # outermost: /v1/route skips the framework's per-request work
     return app

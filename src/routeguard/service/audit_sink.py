@@ -1,6 +1,9 @@
 """Router events → the durable store: each in one transaction with its outbox messages (CONTRACT §5).
 
-- RouteChanged, TerminalEngaged: audited, and queued to the policy's notifiers;
+- RouteChanged: audited with its expected duration and basis (`service.episodes`), and queued to the policy's
+  notifiers;
+- TerminalEngaged: each request audited (not notified); the terminal episode it starts, and the routing change
+  that ends it, are audited and queued to the policy's notifiers (`terminal.started` / `terminal.ended`);
 - SafeModeChanged: automatic ones are persisted (so a restart keeps them), audited and queued to every
   notifier; manual ones are written by the safe-mode endpoint itself, so they are skipped here;
 - HealthChanged (`health.changed`), CanaryStepped (`canary.step`): audited;
@@ -10,6 +13,7 @@ Every event is also a structured JSON log line on the `routeguard.events` logger
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,12 +26,14 @@ from routeguard.core.events import (
     SafeModeChanged,
     TerminalEngaged,
 )
+from routeguard.service.episodes import EpisodeBook, restore_episodes
 from routeguard.store.db import Store
 from routeguard.telemetry.logs import log_event
 
 __all__ = ["AUTO_SAFE_MODE_ACTOR", "AuditSink"]
 
 AUTO_SAFE_MODE_ACTOR = "routeguard:auto"
+log = logging.getLogger("routeguard.service")
 
 
 def _ts(at: float) -> datetime:
@@ -37,12 +43,23 @@ def _ts(at: float) -> datetime:
 class AuditSink:
     """Subscribe an instance to the Router; `notifiers()` names every notifier of the stable bundle."""
 
-    def __init__(self, store: Store, notifiers: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Callable[[], tuple[str, ...]],
+        qualify: Callable[[str | None, tuple[str, ...]], tuple[str, ...]] | None = None,
+    ) -> None:
         self._store = store
         self._notifiers = notifiers
+        self._qualify = qualify
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.failures = 0
+        self.episodes = EpisodeBook()
+        try:
+            restore_episodes(store, self.episodes)
+        except Exception:  # never block a start on it: the worst case is a second start notification
+            log.exception("could not restore open terminal episodes from the audit log")
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -72,20 +89,37 @@ class AuditSink:
                 )
             return
         payload = {k: v for k, v in body.items() if k not in ("kind", "ts")}
-        if isinstance(event, RouteChanged) and event.policy_version is not None:
-            self._store.events.record_route_change(
-                payload, event.policy, event.scope, event.policy_version, event.from_model, event.to_model,
-                event.notify, now=_ts(event.at),
-            )  # once per fleet: a replica that finds it logged already writes nothing
-            return
-        notify: tuple[str, ...] = ()
-        if isinstance(event, RouteChanged | TerminalEngaged):
+        if isinstance(event, RouteChanged):
             notify = event.notify
+            if self._qualify is not None:  # a staged scope's own notifier of a shared name
+                notify = self._qualify(event.scope, notify)
+            payload.update(self.episodes.change_estimate(event))
+            if event.policy_version is not None:  # once per fleet: a replica that finds it logged writes nothing
+                self._store.events.record_route_change(
+                    payload, event.policy, event.scope, event.policy_version, event.from_model, event.to_model,
+                    notify, now=_ts(event.at),
+                )
+            else:
+                self._store.events.record_event(event.audit_kind, payload, event.policy, event.scope,
+                                                notify, now=_ts(event.at))
+            if (ending := self.episodes.on_change(event)) is not None:
+                self._episode(ending, event.at)
+            return
+        if isinstance(event, TerminalEngaged):
+            for record in self.episodes.on_terminal(event):
+                self._episode(record, event.at)
         self._store.events.record_event(
             event.audit_kind,
             payload,
             getattr(event, "policy", None),
             getattr(event, "scope", None),
-            notify,
+            (),
             now=_ts(event.at),
         )
+
+    def _episode(self, record: dict[str, Any], at: float) -> None:
+        notify = tuple(record.pop("notify", ()))
+        record["notifiers"] = list(notify)  # so a restarted service can end the episode it started
+        when = float(record.pop("at", at))
+        kind = "terminal.started" if record["phase"] == "start" else "terminal.ended"
+        self._store.events.record_event(kind, record, record["policy"], None, notify, now=_ts(when))

@@ -178,6 +178,8 @@ def authorize(
 ) -> Principal:
     """The caller's principal if it holds `role` (or one of several); ApiError 401 / 403 / 429 otherwise."""
     if auth.open:
+        if principal is not None and len(principal) > 200:  # the store keeps principals in 200 characters
+            raise ApiError(400, "bad_request", f"{PRINCIPAL_HEADER}: at most 200 characters")
         return Principal(principal or ANONYMOUS, frozenset(ROLES), authenticated=False)
     found = auth.authenticate(authorization)
     if found is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from routeguard.config.legacy import legacy_bundle, legacy_configured
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
+from routeguard.core.egress import EgressRules
 from routeguard.core.findings import BundleError, Finding
 from routeguard.core.table import RoutingTable, compile_bundle
 from routeguard.store.db import Store
@@ -49,7 +50,9 @@ def _load(path: Path) -> LoadedBundle:
     return load_bundle(path)
 
 
-def bootstrap(store: Store, config: Path | None, now: float, *, legacy_env: bool = True) -> BootReport:
+def bootstrap(
+    store: Store, config: Path | None, now: float, *, legacy_env: bool = True, egress: EgressRules | None = None
+) -> BootReport:
     report = BootReport()
     published = store.policies.has_published()
     if not published:
@@ -58,7 +61,7 @@ def bootstrap(store: Store, config: Path | None, now: float, *, legacy_env: bool
                 loaded = _load(config)
             except BundleError as exc:
                 raise StartupError(1, f"{config}: the bundle cannot be loaded", exc.findings) from exc
-            findings = loaded.locate(check_bundle(loaded.bundle, now))
+            findings = loaded.locate(check_bundle(loaded.bundle, now, egress))
             if findings:
                 raise StartupError(
                     1, f"{config}: {len(findings)} finding(s); nothing was published", findings

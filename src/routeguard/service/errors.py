@@ -16,6 +16,7 @@ from routeguard.store.errors import (
     FourEyesViolation,
     InvalidScope,
     NotApproved,
+    NotTheApprover,
     StateConflict,
     StoreError,
     UnknownEntry,
@@ -83,6 +84,8 @@ def _store_error(exc: StoreError) -> tuple[int, str]:
         return 404, "unknown_version"
     if isinstance(exc, UnknownEntry):
         return 404, "unknown_entry"
+    if isinstance(exc, NotTheApprover):
+        return 403, "not_the_approver"
     if isinstance(exc, FourEyesViolation):
         return 403, "four_eyes"
     if isinstance(exc, NotApproved):
@@ -115,11 +118,27 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, fields=fields)
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of every route on the path, not only the first route's
+        headers["Allow"] = ", ".join(_allowed(request))
+    return error_response(exc.status_code, code, message, headers or None)
+
+
+def _allowed(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _routing(_request: Request, exc: Exception) -> JSONResponse:

@@ -12,12 +12,13 @@ import logging
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from routeguard.core.context import RoutingError
 from routeguard.service.api.deps import dumps, parse_json
 from routeguard.service.api.route import TRACE_HEADER
 from routeguard.service.auth import PRINCIPAL_HEADER, authorize
+from routeguard.service.body_guard import read_limited
 from routeguard.service.errors import ROUTING_CODES, ApiError
 from routeguard.telemetry.tracing import span_decision
 
@@ -25,7 +26,6 @@ __all__ = ["ROUTE_PATHS", "RouteFastPath"]
 
 log = logging.getLogger("routeguard.service")
 ROUTE_PATHS = frozenset({"/v1/route", "/internal/model-routing/route"})
-_MAX_BODY = 1 << 20
 _TRACE = TRACE_HEADER.encode()
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -60,7 +60,7 @@ class RouteFastPath:
         service = scope["app"].state.service
         try:
             authorize(service.auth, "router", authorization, principal)
-            data = parse_json(await _body(receive))
+            data = parse_json(await read_limited(scope, receive, service.settings.max_body_bytes))
             if not isinstance(data, dict):
                 raise ApiError(422, "invalid_request", "the route request must be a JSON object")
             if trace and "trace_id" not in data:
@@ -81,23 +81,11 @@ class RouteFastPath:
         except Exception:
             log.exception("route request failed")
             return 500, _error("internal_error", "internal error; see the server log"), []
-        return 200, dumps(decision.to_dict()), [(_TRACE, decision.trace_id.encode("latin-1"))]
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "invalid_json", "the client went away before sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_BODY:
-            raise ApiError(413, "payload_too_large", f"a route request is at most {_MAX_BODY} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+        out = decision.to_dict()
+        sources = getattr(scope["app"].state, "sources", None)
+        if sources is not None:
+            sources.annotate(out, data)  # a cost source's cached quote (CONTRACT §1 `sources`)
+        return 200, dumps(out), [(_TRACE, decision.trace_id.encode("latin-1"))]
 
 
 def _error(code: str, message: str, **extra: Any) -> bytes:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
+from routeguard.core.durations import parse_duration
 from routeguard.core.findings import BundleError, Finding
+from routeguard.notify.redact import redact_bundle
 from routeguard.service.errors import ApiError, invalid_bundle
 from routeguard.service.state import ServiceState
 from routeguard.store.errors import InvalidScope, NotApproved
@@ -38,14 +41,38 @@ def load_config(config: Mapping[str, Any] | str) -> LoadedBundle:
 
 
 def _findings(state: ServiceState, loaded: LoadedBundle) -> list[Finding]:
-    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock()))
+    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock(), state.egress))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadExtras:
+    """An upload's `scope` (publish's default) and `approver` (the only principal who may approve it)."""
+
+    scope: Mapping[str, Any] | None = None
+    approver: str | None = None
+
+    def checked_scope(self) -> Scope | None:
+        if self.scope is None:
+            return None
+        try:
+            return Scope.from_dict(self.scope).checked()
+        except InvalidScope as exc:
+            raise ApiError(422, "invalid_request", f"scope: {exc}") from exc
 
 
 def upload(
-    state: ServiceState, config: object, label: str | None, dry_run: bool, author: str
+    state: ServiceState,
+    config: object,
+    label: str | None,
+    dry_run: bool,
+    author: str,
+    extras: UploadExtras = UploadExtras(),
 ) -> tuple[int, dict[str, Any]]:
     if not isinstance(config, Mapping | str):
         raise ApiError(422, "invalid_request", "config: expected an object, or YAML/JSON text")
+    intended = extras.checked_scope()
+    if extras.approver is not None and extras.approver == author:
+        raise ApiError(422, "invalid_request", "approver: the author cannot be the approver (four eyes)")
     try:
         loaded = load_config(config)
     except BundleError as exc:
@@ -62,13 +89,17 @@ def upload(
             "dry_run": True,
             "label": label,
         }
-    pv = state.store.policies.create_version(loaded.raw, loaded.content_hash, label, author)
+    pv = state.store.policies.create_version(
+        loaded.raw, loaded.content_hash, label, author, intended_scope=intended, required_approver=extras.approver
+    )
     log_policy("uploaded", version=pv.version, hash=pv.content_hash, by=author, label=label)
     return 201, {**version_view(pv, None), "findings": [], "dry_run": False}
 
 
 def version_view(pv: PolicyVersion, rollout: Rollout | None, *, with_content: bool = False) -> dict[str, Any]:
     out = pv.to_dict(with_content=with_content)
+    if isinstance(out.get("config"), dict):  # webhook/Slack URL paths and header values are secrets
+        out["config"] = redact_bundle(out["config"])
     live = sorted(pv.live, key=lambda p: p.id)
     out["scope"] = live[-1].scope.to_dict() if live else None
     out["publications"] = [p.to_dict() for p in live]
@@ -114,17 +145,18 @@ def publish(state: ServiceState, version: int, scope: Mapping[str, Any] | None, 
 
 
 def _publish(state: ServiceState, version: int, scope: Mapping[str, Any] | None, by: str) -> dict[str, Any]:
-    try:
-        target = Scope.from_dict(scope if scope is not None else {"all": True}).checked()
-    except InvalidScope as exc:
-        raise ApiError(422, "invalid_request", f"scope: {exc}") from exc
     with state.lock:
         pv = state.store.policies.get_version(version)
+        try:  # no scope given: the upload's intended scope, else everyone
+            target = Scope.from_dict(scope).checked() if scope is not None else (pv.intended_scope or Scope.all())
+        except InvalidScope as exc:
+            raise ApiError(422, "invalid_request", f"scope: {exc}") from exc
         if pv.status is VersionStatus.DRAFT:
             state.store.policies.record_failed_publish(version, by, "publish refused: not approved")
             raise NotApproved(version)
         state.cache.compile(_check_stored(state, pv, by, "publish"), pv.content_hash, version)
-        pub = state.store.policies.publish(version, target, by)
+        notifiers = _policy_notifiers(state, pv)
+        pub = state.store.policies.publish(version, target, by, notifiers=notifiers)
         live = state.apply()
     return {
         "version": version,
@@ -144,10 +176,15 @@ def rollback(state: ServiceState, version: int | None, tenant: str | None, by: s
             pv = state.store.policies.get_version(version)
             if pv.status is not VersionStatus.DRAFT:
                 state.cache.compile(_check_stored(state, pv, by, "rollback"), pv.content_hash, version)
-            pubs = state.store.policies.rollback_to_version(version, by)
+            pubs = state.store.policies.rollback_to_version(
+                version, by, notifiers=_policy_notifiers(state, pv)
+            )
         else:
             assert tenant is not None
-            pubs = state.store.policies.rollback_tenant(tenant, by)
+            stable = state.live.rollout.resolve(None)
+            stable_pv = state.store.policies.get_version(stable.version) if stable is not None else None
+            notifiers = _policy_notifiers(state, stable_pv) if stable_pv is not None else ()
+            pubs = state.store.policies.rollback_tenant(tenant, by, notifiers=notifiers)
         live = state.apply()
     log_policy("rolled_back", version=version, tenant=tenant, by=by)
     out: dict[str, Any] = {
@@ -162,11 +199,28 @@ def rollback(state: ServiceState, version: int | None, tenant: str | None, by: s
     return out
 
 
+def _policy_notifiers(state: ServiceState, pv: PolicyVersion) -> tuple[str, ...]:
+    """Publications and rollbacks go to every notifier of the version that goes live (CONTRACT §5: a Planner
+    learns of them). Only its own: a notifier of a version that stops serving would have no sender."""
+    del state
+    try:
+        return tuple(load_bundle(dict(pv.content or {})).bundle.notifiers)
+    except BundleError:
+        return ()
+
+
 def set_safe_mode(
-    state: ServiceState, enabled: bool, tenant: str | None, reason: str, by: str
+    state: ServiceState, enabled: bool, tenant: str | None, reason: str, by: str, expected: str | None = None
 ) -> dict[str, Any]:
+    if expected is not None:
+        try:
+            parse_duration(expected)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"expected_duration: {exc}") from exc
     with state.lock:
-        entry, seq = state.store.safe_mode.set(enabled, tenant, reason, by, notifiers=state.notifier_names())
+        entry, seq = state.store.safe_mode.set(
+            enabled, tenant, reason, by, notifiers=state.notifier_names(), expected_duration=expected
+        )
         state.router.set_safe_mode(enabled, tenant=tenant, reason=reason, by=by)
     state.safe_mode_changed()  # the gauge, and the outbox rows just written go out now
     return {**entry.to_dict(), "audit_seq": seq, "state": safe_mode_status(state)}

@@ -181,7 +181,9 @@ class ChatProxy:
         except _ClientLeft:
             return
         watch = ClientWatch(receive)
-        exchange = _Exchange(send, watch, ctx.trace_id, lambda: router.table_for(ctx.tenant)[1].version)
+        exchange = _Exchange(
+            send, watch, ctx.trace_id, lambda: router.table_for(ctx.tenant, ctx.business_line)[1].version
+        )
         try:
             with tracing.span_proxy_call(ctx.agent, None, stream=call.stream) as span:
                 exchange.span = span

@@ -35,6 +35,8 @@ CONTEXT_FIELDS: Mapping[str, str] = {
     "estimated_tokens": "estimated_tokens",
     "trace_id": "trace_id",
     "policy": "policy",  # an override: metadata.policy of the route request
+    "profile": "policy",  # CONTRACT §3: another name for metadata.policy
+    "business_line": "business_line",  # match.business_lines and business-line rollouts
 }
 _LISTS = frozenset({"tags", "modalities", "capabilities"})
 _NUMBERS = frozenset({"sla_ms", "budget_usd"})
@@ -135,7 +137,10 @@ def build_call(body: Any, received: Received) -> ProxyCall:
             request["metadata"] = kept
     stream = bool(body.get("stream"))
     context: dict[str, Any] = {"agent": model, "stream": stream}
-    override = fields.pop("policy", None)
+    override, profile = fields.pop("policy", None), fields.pop("profile", None)
+    if profile is not None and override is not None and profile != override:
+        raise ApiError(422, "conflicting_fields", "metadata policy and profile disagree; give one of them")
+    override = override if override is not None else profile
     if override is not None:
         context["metadata"] = {"policy": override}
     context.update(fields)

@@ -5,9 +5,11 @@ Request models are strict (no "yes" for a boolean, no "5" for a number); unknown
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from routeguard.core.defaults import ERROR_CLASSES
 
 
 class _In(BaseModel):
@@ -63,15 +65,23 @@ class DecisionOut(_Out):
     rejected: list[dict[str, str]]
 
 
+_Name = Annotated[str, Field(min_length=1, max_length=200)]  # names fit the store's columns
+_Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
+
+
 class OutcomeIn(_In):
-    trace_id: str | None = None
-    model: str
+    model_config = ConfigDict(strict=True, extra="forbid")  # the core refuses unknown fields
+
+    trace_id: str | None = Field(None, max_length=200)
+    model: _Name
     ok: bool
-    error: str | None = None
-    latency_ms: float | None = None
+    error: str | None = Field(None, json_schema_extra={"enum": [*ERROR_CLASSES, None]})
+    latency_ms: float | None = Field(None, ge=0, le=2**53 - 1)
     partial_output: bool = False
-    tokens: dict[str, int] | None = None
-    quality: float | None = None
+    tokens: dict[str, _Count] | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    policy: str | None = None
+    task_type: str | None = None
 
 
 class OutcomesAccepted(_Out):
@@ -131,8 +141,15 @@ class PolicyUpload(_In):
         description="the bundle: an object, or YAML/JSON text",
         json_schema_extra={"anyOf": [{"type": "object"}, {"type": "string"}]},
     )
-    label: str | None = None
+    label: str | None = Field(None, max_length=200)
     dry_run: bool = False
+    # PowerX's upload fields (CONTRACT §3): `version` is taken as the label, `scope` is publish's default,
+    # `approver` the only principal who may approve the version
+    version: str | int | None = Field(None, description="PowerX: taken as the label")
+    scope: dict[str, Any] | None = Field(
+        None, description="the intended rollout, used by publish when it names none (same shapes as publish)"
+    )
+    approver: str | None = Field(None, description="the principal who must approve this version (403 for others)")
 
 
 class UploadOut(_Out):
@@ -148,12 +165,17 @@ class ApproveIn(_In):
 
 class ScopeIn(_In):
     all: bool | None = None
-    tenants: list[str] | None = None
+    tenants: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, min_length=1)
     percent: int | None = Field(None, ge=1, le=100)
+    business_lines: list[str] | None = None
 
 
 class PublishIn(_In):
-    scope: ScopeIn | None = Field(None, description="{all: true} (default), {tenants: [..]} or {percent: p}")
+    scope: ScopeIn | None = Field(
+        None,
+        description="{all: true}, {tenants: [..]}, {business_lines: [..]} or {percent: p}; default: the "
+        "upload's scope, else all",
+    )
     comment: str | None = None
 
 
@@ -186,7 +208,8 @@ class VersionList(_Out):
 
 class RollbackIn(_In):
     version: int | None = Field(None, description="publish this version again where a later one serves")
-    tenant: str | None = Field(None, description="end this tenant's staged publication")
+    policy_version: int | None = Field(None, description="PowerX's name for `version`")
+    tenant: str | None = Field(None, description="end this tenant's staged publication", max_length=200)
     reason: str | None = None
 
 
@@ -198,8 +221,11 @@ class RollbackOut(_Out):
 # ---------------------------------------------------------------- safe mode, audit, queue
 class SafeModeIn(_In):
     enabled: bool
-    tenant: str | None = None
+    tenant: str | None = Field(None, max_length=200)
     reason: str = ""
+    expected_duration: str | None = Field(
+        None, description="how long it is expected to last (an operator's statement, e.g. '30m'); notified"
+    )
 
 
 class SafeModeOut(_Out):
@@ -221,3 +247,18 @@ class VerifyOut(_Out):
 
 class QueueOut(_Out):
     entries: list[dict[str, Any]]
+
+
+class QueueResolveIn(_In):
+    resolution: str = Field(min_length=1, max_length=200, description="what was done, e.g. answered, escalated")
+    note: str | None = Field(None, max_length=10_000)
+
+
+class QueueEntryOut(_Out):
+    id: int
+    queue: str
+    policy: str | None
+    status: str
+    claimed_by: str | None = None
+    resolved_by: str | None = None
+    resolution: dict[str, Any] | None = None

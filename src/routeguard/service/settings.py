@@ -53,3 +53,10 @@ class Settings:
     fleet_poll_s: float = 0.5  # the governance generation poll, the backstop of LISTEN/NOTIFY
     heartbeat_s: float = 1.0  # how often this replica's row in `GET /v1/cluster` is refreshed
     clock: Callable[[], float] = time.time
+    max_body_bytes: int = 1 << 20  # every request body (413 past it) ...
+    max_upload_bytes: int = 5 << 20  # ... except policy uploads
+    secrets_file: Path | None = None  # `--secrets`: NAME: [host, ...] bindings of environment secrets
+    allow_egress: tuple[str, ...] = ()  # `--allow-egress`: link-local/metadata hosts let through anyway
+    checkpoint_every_s: float = 300.0  # `--checkpoint-every`: the signed audit head is written this often (0: off)
+    checkpoint_file: Path | None = None  # default: `<sqlite db>.checkpoint.json`, else none
+    checkpoint_notifier: str | None = None  # `--checkpoint-notify`: also send each checkpoint to this notifier

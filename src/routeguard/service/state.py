@@ -21,8 +21,10 @@ import logging
 import threading
 from typing import Any
 
+from routeguard.config.secrets import egress_rules
 from routeguard.core.context import SafeMode
 from routeguard.core.decision import Decision
+from routeguard.core.egress import EgressRules
 from routeguard.core.events import Event, RouteChanged, SafeModeChanged, TerminalEngaged
 from routeguard.core.model import Notifier as NotifierConfig
 from routeguard.core.table import RoutingTable
@@ -32,8 +34,9 @@ from routeguard.notify import Dispatcher, DispatchOptions, Notifier, build_notif
 from routeguard.runtime import Router
 from routeguard.service.approvals import ApprovalWatch
 from routeguard.service.audit_sink import AuditSink
-from routeguard.service.auth import AuthConfig, check_exposure, load_auth_file
+from routeguard.service.auth import AuthConfig, check_exposure, is_loopback, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
+from routeguard.service.checkpoints import CheckpointWriter, checkpoint_path
 from routeguard.service.fleet import FleetSync, default_replica_id
 from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.health_keeper import HealthKeeper
@@ -67,13 +70,14 @@ class DurableHumanQueue:
 class ServiceState:
     def __init__(self, settings: Settings, store: Store, auth: AuthConfig, report: BootReport) -> None:
         self.settings = settings
+        self.egress = service_egress(settings)
         self.store = store
         self.auth = auth
         self.report = report
         self.lock = threading.RLock()  # serialises publish, rollback, safe mode and table rebuilds
         self.cache = TableCache()
         self.queue = DurableHumanQueue(store)
-        self.sink = AuditSink(store, self.notifier_names)
+        self.sink = AuditSink(store, self.notifier_names, self.qualify_notifiers)
         self.watch = ApprovalWatch(store, settings.approval_warning_s)
         self.metrics = RoutingMetrics()
         self.replica_id = settings.replica_id or default_replica_id()
@@ -106,6 +110,13 @@ class ServiceState:
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self._checks: asyncio.Task[None] | None = None
+        self.checkpoints = CheckpointWriter(
+            store, checkpoint_path(settings), settings.checkpoint_every_s,
+            self._checkpoint_to_notifier if settings.checkpoint_notifier else None,
+        )
+        if not self.checkpoints.enabled and settings.checkpoint_every_s > 0:
+            report.notes.append("audit checkpoints are off: give --checkpoint-file (no default beside this store)")
+        self._checkpointer: asyncio.Task[None] | None = None
         self._retired: list[Router] = []
         self._owns_store = False
         self.fleet = FleetSync(
@@ -125,9 +136,12 @@ class ServiceState:
         StartupError; the CLI maps them to exit 2 / exit 1."""
         auth = load_auth_file(settings.auth_file) if settings.auth_file is not None else AuthConfig()
         check_exposure(auth, settings.host)
+        egress = service_egress(settings)  # a bad --secrets file stops the start before the store opens
         store = open_store(settings.db_url)
         try:
-            report = bootstrap(store, settings.config_path, settings.clock(), legacy_env=settings.legacy_env)
+            report = bootstrap(
+                store, settings.config_path, settings.clock(), legacy_env=settings.legacy_env, egress=egress
+            )
             state = cls(settings, store, auth, report)
         except BaseException:
             store.close()
@@ -141,7 +155,6 @@ class ServiceState:
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
         if self.fleet_health is not None:
             router.attach_fleet(self.fleet_health)
-        self.health_keeper.restore(router)  # durable health first: a restart keeps signals, ejections, routes
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
@@ -150,6 +163,9 @@ class ServiceState:
         safe = self.store.safe_mode.state()
         router.load_safe_mode(SafeMode(safe.global_on, safe.tenants_on))
         self.metrics.set_safe_mode(router.safe_mode)
+        # durable health last, on the restored safe mode: a restart keeps signals, ejections and routes, and
+        # judges them as they were (no spurious change from a half-restored state)
+        self.health_keeper.restore(router)
         return router
 
     # ------------------------------------------------------------------ telemetry and notifications
@@ -170,16 +186,37 @@ class ServiceState:
         if isinstance(event, RouteChanged | TerminalEngaged | SafeModeChanged):
             self.dispatcher.kick()
 
+    async def _checkpoint_to_notifier(self, payload: dict[str, Any]) -> None:
+        name = self.settings.checkpoint_notifier or ""
+        notifier = self.dispatcher.notifier(name)
+        if notifier is None:
+            raise LookupError(f"no notifier named {name!r} in the live bundles")
+        await notifier.send(payload)
+
     def notifier_configs(self) -> dict[str, NotifierConfig]:
-        """The notifiers of every live bundle, by name (the stable bundle's first)."""
+        """The notifiers of every live bundle, by name (the stable bundle's first). A staged version whose
+        notifier differs from the one of the same name already listed is listed as `name@vN` too, so the
+        events of its scope reach its own notifier (`qualify_notifiers`)."""
         configs: dict[str, NotifierConfig] = {}
         for table in self._live.tables.values():
             for name, config in table.bundle.notifiers.items():
-                configs.setdefault(name, config)
+                if configs.setdefault(name, config) != config:
+                    configs[f"{name}@v{table.version}"] = config
         return configs
 
+    def qualify_notifiers(self, scope: str | None, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The outbox names of ``names`` for an event of ``scope``: `name@vN` where that scope's version has
+        its own notifier of that name, else the name itself."""
+        table = self._live.tables.get(scope) if scope is not None else None
+        if table is None or not names:
+            return names
+        configs = self.notifier_configs()
+        return tuple(
+            f"{n}@v{table.version}" if f"{n}@v{table.version}" in configs else n for n in names
+        )
+
     def _notifiers(self) -> dict[str, Notifier]:
-        return build_notifiers(self.notifier_configs(), strict=False)
+        return build_notifiers(self.notifier_configs(), strict=False, rules=self.egress)
 
     def safe_mode_changed(self) -> None:
         """After the safe-mode endpoint wrote and applied a change."""
@@ -305,6 +342,10 @@ class ServiceState:
         self.dispatcher.start()
         self.fleet.start()
         tracing.configure_tracing()
+        if self._checkpointer is None and self.checkpoints.enabled:
+            self._checkpointer = asyncio.get_running_loop().create_task(
+                self.checkpoints.run(), name="routeguard-checkpoints"
+            )
         if self._ticker is None and self.settings.tick_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(
                 self._run_ticker(), name="routeguard-ticker"
@@ -324,6 +365,13 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checks
             self._checks = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            with contextlib.suppress(Exception):  # the last head, written as the service stops
+                await asyncio.wait_for(self.checkpoints.once(), 10)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -344,3 +392,8 @@ class ServiceState:
         self.pump.stop()
         if self._owns_store:
             self.store.close()
+
+
+def service_egress(settings: Settings) -> EgressRules:
+    """The secrets bindings and egress allow-list this service checks bundles and connections with."""
+    return egress_rules(settings.secrets_file, settings.allow_egress, loopback=is_loopback(settings.host))

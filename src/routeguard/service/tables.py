@@ -17,7 +17,7 @@ from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.model import Bundle
 from routeguard.core.table import RoutingTable, compile_bundle
 from routeguard.runtime import STABLE_SCOPE
-from routeguard.store.models import Publication
+from routeguard.store.models import Publication, ScopeKind
 from routeguard.store.rollout import Rollout
 
 __all__ = ["EMPTY_TABLE", "LiveTables", "TableCache", "empty_table", "scope_versions"]
@@ -86,27 +86,29 @@ class LiveTables:
     def stable(self) -> RoutingTable:
         return self.tables[STABLE_SCOPE]
 
-    def scope_function(self) -> Callable[[str | None], str]:
-        """tenant -> scope key; memoised per tenant (the snapshot never changes)."""
-        cache: dict[str, str] = {}
+    def scope_function(self) -> Callable[[str | None, str | None], str]:
+        """(tenant, business line) -> scope key; memoised per pair (the snapshot never changes)."""
+        cache: dict[tuple[str | None, str | None], str] = {}
         resolve, keys = self.rollout.resolve, self.scope_keys
+        by_line = any(p.scope.kind is ScopeKind.BUSINESS_LINES for p in self.rollout.publications)
 
-        def scope_of(tenant: str | None) -> str:
-            if tenant is None:
+        def scope_of(tenant: str | None, business_line: str | None = None) -> str:
+            line = business_line if by_line else None
+            if tenant is None and line is None:
                 return STABLE_SCOPE
-            key = cache.get(tenant)
+            key = cache.get((tenant, line))
             if key is None:
-                pub = resolve(tenant)
+                pub = resolve(tenant, line)
                 key = keys.get(pub.id, STABLE_SCOPE) if pub is not None else STABLE_SCOPE
                 if len(cache) >= _TENANT_CACHE_MAX:
                     cache.clear()
-                cache[tenant] = key
+                cache[(tenant, line)] = key
             return key
 
         return scope_of
 
-    def version_for(self, tenant: str | None) -> int | None:
-        return self.tables[self.scope_function()(tenant)].version
+    def version_for(self, tenant: str | None, business_line: str | None = None) -> int | None:
+        return self.tables[self.scope_function()(tenant, business_line)].version
 
 
 def _staged_key(pub: Publication, taken: Mapping[str, RoutingTable]) -> str:

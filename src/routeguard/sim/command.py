@@ -81,7 +81,9 @@ def _run(loaded: Any, scenario: Any, *, quiet: bool, to_stderr: bool) -> tuple[d
 
 
 def _breach(report: dict[str, Any]) -> bool:
-    return bool(report["unapproved_served"] or report["invariants"]["violations"])
+    """Exit 1 (CONTRACT §6): any verdict `fail`, an unapproved model served, or a broken invariant."""
+    failed = any(v == "fail" for v in report.get("verdicts", {}).values())
+    return bool(failed or report["unapproved_served"] or report["invariants"]["violations"])
 
 
 def simulate(

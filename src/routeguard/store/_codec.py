@@ -49,3 +49,11 @@ def canonical_json(value: object) -> str:
 def normalize_json(value: Any) -> Any:
     """The value as it reads back from storage (plain JSON types only)."""
     return json.loads(canonical_json(value))
+
+
+INT4_MAX = 2**31 - 1  # the largest key an INTEGER column holds (PostgreSQL raises past it)
+
+
+def fits_int4(value: int) -> bool:
+    """Whether ``value`` can be a key of an INTEGER column: larger ones cannot exist, so are never queried."""
+    return -INT4_MAX - 1 <= value <= INT4_MAX

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from routeguard.store._codec import fits_int4
 from routeguard.store.errors import NotApproved, UnknownVersion
 from routeguard.store.models import Publication, Scope, ScopeKind, VersionStatus
 from routeguard.store.rollout import shadows
@@ -51,7 +52,7 @@ def brief(pub: Publication) -> dict[str, Any]:
 
 
 def version_row(session: Session, version: int) -> PolicyVersionRow:
-    row = session.get(PolicyVersionRow, version)
+    row = session.get(PolicyVersionRow, version) if fits_int4(version) else None
     if row is None:
         raise UnknownVersion(version)
     return row
@@ -94,7 +95,7 @@ def insert_publication(
     row = PublicationRow(
         version=version,
         scope_kind=scope.kind.value,
-        tenants=list(scope.tenants) if scope.kind is ScopeKind.TENANTS else None,
+        tenants=list(scope.tenants) if scope.kind in (ScopeKind.TENANTS, ScopeKind.BUSINESS_LINES) else None,
         percent=scope.percent if scope.kind is ScopeKind.PERCENT else None,
         excluded=sorted(excluded) or None,
         published_by=by,

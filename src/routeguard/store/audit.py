@@ -8,11 +8,18 @@ the database write lock), so concurrent appends never fork the chain; and `verif
 chain's end with it, which detects deletion of the last records. Not detected: an attacker with
 write access who rewrites records AND recomputes every later hash AND the head - anchor the head
 elsewhere (`AuditLog.head()`, exports) for that. Nothing here updates or deletes a record.
+
+Keyed chain: with `ROUTEGUARD_AUDIT_KEY` set, each new record's hash is `hmac-sha256:` + HMAC-SHA256 of the
+same canonical JSON, so nobody without the key can recompute a consistent chain. Records written before a
+key was set keep their plain hashes (a plain record after a keyed one is a break). Checkpoints
+(`store.checkpoint`) anchor the head outside the database: `verify(checkpoint)` then also detects a
+truncated or wiped chain whose head row was rewound with it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -21,7 +28,8 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from sqlalchemy import Connection, Row, String, Table, Text, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from routeguard.store._codec import canonical_json, normalize_json, rfc3339, utc, utcnow
+from routeguard.store._codec import canonical_json, fits_int4, normalize_json, rfc3339, utc, utcnow
+from routeguard.store.checkpoint import Checkpoint, audit_key
 from routeguard.store.errors import StateConflict
 from routeguard.store.models import AuditRecord, VerifyResult
 from routeguard.store.tables import AuditHeadRow, AuditRow
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["GENESIS_HASH", "AuditLog", "append", "lock_chain", "record_hash"]
 
 GENESIS_HASH = "sha256:" + "0" * 64
+KEYED_PREFIX = "hmac-sha256:"
 _HEAD_ID = 1
 _BATCH = 1000
 _LOG = cast(Table, AuditRow.__table__)
@@ -47,7 +56,9 @@ def record_hash(
     scope: str | None,
     payload: Mapping[str, Any],
     prev_hash: str,
+    key: bytes | None = None,
 ) -> str:
+    """The record's hash: plain SHA-256, or HMAC-SHA256 with ``key`` (the `ROUTEGUARD_AUDIT_KEY`)."""
     body = {
         "seq": seq,
         "ts": rfc3339(ts),
@@ -58,7 +69,21 @@ def record_hash(
         "payload": payload,
         "prev_hash": prev_hash,
     }
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    data = canonical_json(body).encode("utf-8")
+    if key is not None:
+        return KEYED_PREFIX + hmac.new(key, data, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_SCOPE_CHARS = 400  # the column's size
+
+
+def _fit(text: str | None, limit: int) -> str | None:
+    """``text`` cut to the column's size, with a digest of the whole so distinct long values stay distinct."""
+    if text is None or len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"{text[: limit - 19]}…#{digest}"
 
 
 def lock_chain(session: Session) -> tuple[int, str]:
@@ -87,7 +112,8 @@ def append(
     seq = last_seq + 1
     ts = utc(now) if now is not None else utcnow()
     body: dict[str, Any] = normalize_json(dict(payload))
-    digest = record_hash(seq, ts, kind, actor, policy, scope, body, last_hash)
+    scope = _fit(scope, _SCOPE_CHARS)
+    digest = record_hash(seq, ts, kind, actor, policy, scope, body, last_hash, audit_key())
     session.execute(
         _LOG.insert().values(
             seq=seq,
@@ -161,6 +187,8 @@ class AuditLog:
         if since is not None:
             stmt = stmt.where(_LOG.c.ts >= utc(since))
         if after is not None:
+            if not fits_int4(after):  # no seq lies past the column's range
+                return ([], None) if after > 0 else self.query(kind, policy, since, None, limit)
             stmt = stmt.where(_LOG.c.seq > after)
         with self._db.read() as session:
             rows = session.execute(stmt).all()
@@ -173,24 +201,37 @@ class AuditLog:
             row = session.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == _HEAD_ID)).one()
             return int(row.seq), str(row.hash)
 
-    def verify(self) -> VerifyResult:
+    def checkpoint(self, now: datetime | None = None) -> Checkpoint:
+        """The chain head, signed with `ROUTEGUARD_AUDIT_KEY` when set: keep it outside the database."""
+        seq, digest = self.head()
+        return Checkpoint.make(seq, digest, utc(now) if now is not None else utcnow(), audit_key())
+
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
         """Walk the chain in one consistent snapshot. `records` counts every stored record; `first_broken`
         is the first seq where the chain differs from an intact one: an edited record, the first missing
-        seq (a deleted record, also at the end, found through the head), or a record that does not link."""
+        seq (a deleted record, also at the end, found through the head), or a record that does not link.
+        With a ``checkpoint``, the record it names must still be there with its hash (truncation, wipes)."""
+        key = audit_key()
+        seen: dict[int, str] = {}
         conn = self._db.engine.connect()
         if self._db.dialect == "postgresql":  # one snapshot: concurrent appends must not look like a fork
             conn.execution_options(isolation_level="REPEATABLE READ")
         with conn, conn.begin():
             head = conn.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == _HEAD_ID)).one_or_none()
-            count, prev, expected = 0, GENESIS_HASH, 1
+            count, prev, expected, keyed = 0, GENESIS_HASH, 1, False
             broken: tuple[int, str] | None = None if head else (1, "the chain head row is missing")
             for row in self._raw_rows(conn):
                 count += 1
+                if checkpoint is not None and row.seq == checkpoint.seq:
+                    seen[row.seq] = row.hash
                 if broken is None:
-                    broken = self._check(row, expected, prev)
+                    broken = self._check(row, expected, prev, key, keyed)
+                    keyed = keyed or str(row.hash).startswith(KEYED_PREFIX)
                     prev, expected = row.hash, expected + 1
         if broken is None and head is not None:
             broken = self._check_end(int(head.seq), str(head.hash), expected - 1, prev)
+        if broken is None and checkpoint is not None:
+            broken = _against(checkpoint, key, seen, expected - 1)
         if broken is not None:
             return VerifyResult(False, count, broken[0], broken[1])
         return VerifyResult(True, count)
@@ -222,19 +263,25 @@ class AuditLog:
             after = batch[-1].seq
 
     @staticmethod
-    def _check(row: Row[Any], expected: int, prev: str) -> tuple[int, str] | None:
+    def _check(row: Row[Any], expected: int, prev: str, key: bytes | None, keyed: bool) -> tuple[int, str] | None:
         if row.seq != expected:
             return expected, f"record {expected} is missing"
         if row.prev_hash != prev:
             return row.seq, f"record {row.seq} does not link to record {row.seq - 1}"
+        is_keyed = str(row.hash).startswith(KEYED_PREFIX)
+        if is_keyed and key is None:
+            return row.seq, f"record {row.seq} is keyed: set ROUTEGUARD_AUDIT_KEY to verify the chain"
+        if keyed and not is_keyed:
+            return row.seq, f"record {row.seq} has a plain hash after keyed records (rewritten without the key)"
         try:
             payload = json.loads(row.payload)
             digest = record_hash(
-                row.seq, _raw_ts(row.ts), row.kind, row.actor, row.policy, row.scope, payload, row.prev_hash
+                row.seq, _raw_ts(row.ts), row.kind, row.actor, row.policy, row.scope, payload, row.prev_hash,
+                key if is_keyed else None,
             )
         except (ValueError, TypeError):
             return row.seq, f"record {row.seq} is unreadable"
-        if digest != row.hash:
+        if not hmac.compare_digest(digest, str(row.hash)):
             return row.seq, f"record {row.seq} was altered (hash mismatch)"
         return None
 
@@ -252,3 +299,21 @@ class AuditLog:
             if len(rows) < _BATCH:
                 return count
             after = rows[-1].seq
+
+
+def _against(checkpoint: Checkpoint, key: bytes | None, seen: Mapping[int, str], last: int) -> tuple[int, str] | None:
+    """The break a checkpoint reveals in an otherwise consistent chain ending at ``last``, or None."""
+    problem = checkpoint.check_signature(key)
+    if problem is not None:
+        return checkpoint.seq, problem
+    if checkpoint.seq == 0:
+        return None
+    if checkpoint.seq > last:
+        return (
+            last + 1,
+            f"the chain ends at record {last}, but the checkpoint of {checkpoint.ts} saw record {checkpoint.seq}: "
+            "records were deleted (truncated or wiped) and the head row rewound",
+        )
+    if seen.get(checkpoint.seq) != checkpoint.hash:
+        return checkpoint.seq, f"record {checkpoint.seq} differs from the checkpoint of {checkpoint.ts}"
+    return None

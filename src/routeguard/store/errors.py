@@ -6,6 +6,7 @@ __all__ = [
     "FourEyesViolation",
     "InvalidScope",
     "NotApproved",
+    "NotTheApprover",
     "StateConflict",
     "StoreError",
     "UnknownEntry",
@@ -52,3 +53,13 @@ class InvalidScope(StoreError, ValueError):
 
 class UnknownEntry(StoreError, LookupError):
     """No outbox message or human-queue entry with this id (404)."""
+
+
+class NotTheApprover(FourEyesViolation):
+    """The upload named the principal who must approve it, and this is someone else (403)."""
+
+    def __init__(self, version: int, principal: str, required: str) -> None:
+        StoreError.__init__(self, f"version {version} names {required!r} as its approver; {principal!r} is not")
+        self.version = version
+        self.principal = principal
+        self.required = required

@@ -39,10 +39,12 @@ class ScopeKind(StrEnum):
     ALL = "all"
     TENANTS = "tenants"
     PERCENT = "percent"
+    BUSINESS_LINES = "business_lines"
 
 
 class QueueStatus(StrEnum):
     PENDING = "pending"
+    CLAIMED = "claimed"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
 
@@ -52,7 +54,7 @@ class Scope:
     """Where a publication applies: every tenant, named tenants, or a sticky percentage of tenants."""
 
     kind: ScopeKind
-    tenants: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()  # the tenants, or for BUSINESS_LINES the business lines
     percent: int | None = None
 
     @classmethod
@@ -68,6 +70,14 @@ class Scope:
         return cls(ScopeKind.PERCENT, percent=percent)
 
     @classmethod
+    def for_business_lines(cls, lines: list[str] | tuple[str, ...]) -> Scope:
+        return cls(ScopeKind.BUSINESS_LINES, tenants=tuple(lines))
+
+    @property
+    def business_lines(self) -> tuple[str, ...]:
+        return self.tenants if self.kind is ScopeKind.BUSINESS_LINES else ()
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scope:
         """The API form: `{all: true}`, `{tenants: [..]}` or `{percent: p}` (validated by `Scope.checked`)."""
         keys = {k for k, v in data.items() if v is not None and v is not False}
@@ -77,13 +87,21 @@ class Scope:
             return cls.for_tenants([str(t) for t in data["tenants"]])
         if keys == {"percent"} and isinstance(data["percent"], int) and not isinstance(data["percent"], bool):
             return cls.for_percent(data["percent"])
-        raise InvalidScope("scope must be exactly one of {all: true}, {tenants: [...]}, {percent: 1..100}")
+        if keys == {"business_lines"} and isinstance(data["business_lines"], list | tuple):
+            return cls.for_business_lines([str(t) for t in data["business_lines"]])
+        raise InvalidScope(
+            "scope must be exactly one of {all: true}, {tenants: [...]}, {business_lines: [...]}, {percent: 1..100}"
+        )
 
     def checked(self) -> Scope:
         if self.kind is ScopeKind.TENANTS:
             if not self.tenants or any(not t for t in self.tenants):
                 raise InvalidScope("tenants scope needs a non-empty list of non-empty tenant ids")
             return Scope(ScopeKind.TENANTS, tenants=tuple(sorted(set(self.tenants))))
+        if self.kind is ScopeKind.BUSINESS_LINES:
+            if not self.tenants or any(not t for t in self.tenants):
+                raise InvalidScope("business_lines scope needs a non-empty list of non-empty business lines")
+            return Scope(ScopeKind.BUSINESS_LINES, tenants=tuple(sorted(set(self.tenants))))
         if self.kind is ScopeKind.PERCENT and (self.percent is None or not 1 <= self.percent <= 100):
             raise InvalidScope("percent scope needs an integer percent in 1..100")
         return self
@@ -94,6 +112,8 @@ class Scope:
             return "tenants:" + ",".join(self.tenants)
         if self.kind is ScopeKind.PERCENT:
             return f"percent:{self.percent}"
+        if self.kind is ScopeKind.BUSINESS_LINES:
+            return "business_lines:" + ",".join(self.tenants)
         return "all"
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +121,8 @@ class Scope:
             return {"tenants": list(self.tenants)}
         if self.kind is ScopeKind.PERCENT:
             return {"percent": self.percent}
+        if self.kind is ScopeKind.BUSINESS_LINES:
+            return {"business_lines": list(self.tenants)}
         return {"all": True}
 
 
@@ -160,6 +182,8 @@ class PolicyVersion:
     approvals: tuple[Approval, ...] = ()
     live: tuple[Publication, ...] = ()  # its active publications
     content: dict[str, Any] | None = None  # None when listed without content
+    intended_scope: Scope | None = None  # the upload's `scope`: what publish uses when it names none
+    required_approver: str | None = None  # the upload's `approver`: the only principal who may approve it
 
     def to_dict(self, *, with_content: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -171,6 +195,8 @@ class PolicyVersion:
             "status": self.status.value,
             "approvals": [a.to_dict() for a in self.approvals],
             "scopes": [p.scope.to_dict() for p in self.live],
+            "intended_scope": self.intended_scope.to_dict() if self.intended_scope is not None else None,
+            "approver": self.required_approver,
         }
         if with_content:
             out["config"] = self.content
@@ -245,9 +271,13 @@ class QueueEntry:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     resolution: dict[str, Any] | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "claimed_by": self.claimed_by,
+            "claimed_at": rfc3339(self.claimed_at) if self.claimed_at else None,
             "id": self.id,
             "created_at": rfc3339(self.created_at),
             "queue": self.queue,

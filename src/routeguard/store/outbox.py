@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from routeguard.store._codec import normalize_json, utc, utcnow
 from routeguard.store.errors import UnknownEntry
@@ -71,10 +71,24 @@ def _message(row: OutboxRow) -> OutboxMessage:
 
 
 def _due_stmt(now: datetime, limit: int) -> Any:
+    """Due rows in outbox (= audit_seq) order. A row waits while an older undelivered row of the same notifier
+    is not due (backing off after a failure, or claimed and in flight): deliveries to one notifier arrive in
+    `audit_seq` order (CONTRACT §5), at the price of head-of-line blocking for that notifier only."""
+    older = aliased(OutboxRow)
+    blocked = (
+        exists()
+        .where(
+            older.notifier == OutboxRow.notifier,
+            older.id < OutboxRow.id,
+            older.delivered_at.is_(None),
+            older.next_attempt_at > now,
+        )
+        .correlate(OutboxRow)
+    )
     return (
         select(OutboxRow)
-        .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now)
-        .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+        .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now, ~blocked)
+        .order_by(OutboxRow.id)
         .limit(limit)
     )
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, defer
 from routeguard.store import _publications as ops
 from routeguard.store import audit, fleet
 from routeguard.store._codec import normalize_json, rfc3339
-from routeguard.store.errors import FourEyesViolation, StateConflict
+from routeguard.store.errors import FourEyesViolation, NotTheApprover, StateConflict
 from routeguard.store.models import (
     Approval,
     AuditRecord,
@@ -39,6 +39,12 @@ _GOVERNANCE_KINDS = frozenset(
     {"policy.created", "policy.approved", "policy.published", "policy.rolled_back",
      "policy.tenant_rolled_back", "policy.bootstrap"}
 )
+POLICY_EVENT = "agent.routing.policy"
+_ACTIONS = {
+    "policy.published": "published",
+    "policy.rolled_back": "rolled_back",
+    "policy.tenant_rolled_back": "tenant_rolled_back",
+}
 
 
 class PolicyStore:
@@ -60,10 +66,18 @@ class PolicyStore:
         if kind in _GOVERNANCE_KINDS:
             fleet.bump(session, at)  # other replicas reload (NOTIFY at commit on PostgreSQL, else their poll)
         if notifiers:
+            # CONTRACT §5: publications and rollbacks reach the notifiers as `agent.routing.policy`
             message = {
-                "event": kind,
                 "policy": None,
+                "expected_duration": None,
+                "expected_duration_basis": "unknown",
                 **record.payload,
+                "event": POLICY_EVENT,
+                "action": _ACTIONS.get(kind, kind),
+                "kind": kind,
+                "scope": scope,  # the scope key(s), as on routing changes; the payload's form is `rollout`
+                "rollout": record.payload.get("scope"),
+                "by": actor,
                 "ts": rfc3339(at),
                 "audit_seq": record.seq,
             }
@@ -78,9 +92,12 @@ class PolicyStore:
         label: str | None = None,
         author: str = "anonymous",
         *,
+        intended_scope: Scope | None = None,
+        required_approver: str | None = None,
         now: datetime | None = None,
     ) -> PolicyVersion:
-        """Store a bundle (opaque JSON) as a new draft version."""
+        """Store a bundle (opaque JSON) as a new draft version; `intended_scope` is what publish uses when it
+        names none, `required_approver` the only principal who may approve it."""
         if not content_hash.startswith("sha256:"):
             raise ValueError("content_hash must look like 'sha256:<hex>'")
         at = self._db.now(now)
@@ -93,10 +110,16 @@ class PolicyStore:
                 author=author,
                 created_at=at,
                 status=VersionStatus.DRAFT.value,
+                intended_scope=intended_scope.to_dict() if intended_scope is not None else None,
+                required_approver=required_approver,
             )
             session.add(row)
             session.flush()
-            payload = {"version": row.version, "hash": content_hash, "label": label}
+            payload: dict[str, Any] = {"version": row.version, "hash": content_hash, "label": label}
+            if intended_scope is not None:
+                payload["intended_scope"] = intended_scope.to_dict()
+            if required_approver is not None:
+                payload["approver"] = required_approver
             self._record(session, "policy.created", author, payload, at)
             return self._load(session, row.version, with_content=True)
 
@@ -146,6 +169,8 @@ class PolicyStore:
             approvals=tuple(approvals.get(row.version, ())),
             live=tuple(p for p in live if p.version == row.version),
             content=row.content if with_content else None,
+            intended_scope=Scope.from_dict(row.intended_scope) if row.intended_scope else None,
+            required_approver=row.required_approver,
         )
 
     # -- approval ------------------------------------------------------------------------------------
@@ -159,6 +184,8 @@ class PolicyStore:
             row = ops.version_row(session, version)
             if approver == row.author:
                 raise FourEyesViolation(version, approver)
+            if row.required_approver is not None and approver != row.required_approver:
+                raise NotTheApprover(version, approver, row.required_approver)
             if any(a.approver == approver for a in self._approvals(session, version).get(version, ())):
                 raise StateConflict(f"{approver!r} has already approved version {version}")
             session.add(ApprovalRow(version=version, approver=approver, at=at, comment=comment))

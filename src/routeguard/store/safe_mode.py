@@ -45,6 +45,7 @@ class SafeModeStore:
         *,
         notifiers: Sequence[str] = (),
         now: datetime | None = None,
+        expected_duration: str | None = None,
     ) -> tuple[SafeModeEntry, int]:
         """Switch safe mode on/off globally (tenant None) or for one tenant; returns (entry, audit seq)."""
         at = self._db.now(now)
@@ -60,6 +61,9 @@ class SafeModeStore:
             else:
                 row.enabled, row.reason, row.set_by, row.at = enabled, reason, by, at
             payload = {"enabled": enabled, "previous": previous, "tenant": tenant, "reason": reason}
+            # CONTRACT §5: an operator's statement of how long it lasts, else unknown
+            payload["expected_duration"] = expected_duration
+            payload["expected_duration_basis"] = "operator" if expected_duration else "unknown"
             seq = route_log.record_event(
                 session, "safe_mode", payload, None, key, notifiers, actor=by, now=at
             )

@@ -95,6 +95,8 @@ class PolicyVersionRow(Base):
     author: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
+    intended_scope: Mapped[dict[str, Any] | None] = mapped_column(JSONText)  # publish's default scope
+    required_approver: Mapped[str | None] = mapped_column(String(200))  # the only principal who may approve
 
 
 class ApprovalRow(Base):
@@ -178,6 +180,8 @@ class HumanQueueRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SafeModeRow(Base):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from routeguard.service.api.deps import ERRORS, VIEWER, get_state
 from routeguard.service.errors import ApiError
 from routeguard.service.schemas import AuditPage, VerifyOut
+from routeguard.store.checkpoint import CheckpointError
 from routeguard.store.models import AuditRecord
 
 router = APIRouter(tags=["audit"])
@@ -30,7 +31,7 @@ def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"since: expected an RFC 3339 time, got {value!r}") from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -41,7 +42,10 @@ def audit(
     request: Request,
     kind: str | None = None,
     policy: str | None = None,
-    since: Annotated[str | None, Query(description="RFC 3339; records at or after")] = None,
+    since: Annotated[
+        str | None,
+        Query(description="RFC 3339; records at or after", json_schema_extra={"format": "date-time"}),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int | None, Query(ge=0, description="the `next` cursor of the previous page")] = None,
     _p: Any = VIEWER,
@@ -54,6 +58,11 @@ def audit(
 
 @router.get("/v1/audit/verify", response_model=VerifyOut, responses=ERRORS, summary="Verify the hash chain")
 def verify(request: Request, _p: Any = VIEWER) -> dict[str, Any]:
+    """The chain, and (when the service writes checkpoints) the chain against its latest checkpoint."""
     state = get_state(request)
-    state.settle()
-    return state.store.audit.verify().to_dict()
+    state.settle()  # what routing events queued before this request is in the log
+    try:
+        anchor = state.checkpoints.latest()
+    except CheckpointError as exc:
+        return {"ok": False, "records": 0, "first_broken": None, "reason": str(exc)}
+    return state.store.audit.verify(anchor).to_dict()

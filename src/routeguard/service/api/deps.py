@@ -13,15 +13,12 @@ from routeguard.service.auth import Principal, require
 from routeguard.service.errors import ApiError
 from routeguard.service.schemas import ErrorBody
 from routeguard.service.state import ServiceState
+from routeguard.service.strict_json import loads_strict
 
 try:  # orjson when installed: faster in both directions
     _orjson: Any = importlib.import_module("orjson")
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
-
-
-def _loads(data: bytes) -> Any:
-    return _orjson.loads(data) if _orjson is not None else json.loads(data)
 
 
 def dumps(value: Any) -> bytes:
@@ -74,10 +71,7 @@ async def json_body(request: Request) -> Any:
 def parse_json(data: bytes) -> Any:
     if not data.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON document")
-    try:
-        return _loads(data)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+    return loads_strict(data)  # UTF-8, finite numbers, nesting and integer range checked, fields named
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -58,6 +58,7 @@ def put_health(model: str, body: HealthSignalIn, request: Request, principal: Pr
     if body.override and body.status != "up":
         raise ApiError(422, "invalid_request", "override: only an `up` signal can end a cooldown")
     router = state.router
+    state.sink.episodes.signals.note(model, body.status, body.source, ttl_s, router.now())  # explains durations
     router.signal(model, body.status, ttl_s=ttl_s, source=body.source, override=body.override)
     payload = {"model": model, "status": body.status, "source": body.source, "ttl_s": ttl_s,
                "override": body.override, "principal": principal.name}

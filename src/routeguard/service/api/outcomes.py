@@ -12,7 +12,7 @@ from routeguard.core.outcome import Outcome
 from routeguard.service.api.deps import ERRORS, get_state, json_body, json_response
 from routeguard.service.auth import Principal, require
 from routeguard.service.errors import ApiError
-from routeguard.service.schemas import OutcomeIn, OutcomesAccepted
+from routeguard.service.schemas import ErrorBody, OutcomeIn, OutcomesAccepted
 
 router = APIRouter(tags=["routing"])
 ROUTER_OR_SIGNALER = Depends(require("router", "signaler"))
@@ -49,7 +49,8 @@ def _parse(body: Any, known: set[str]) -> list[Outcome]:
     status_code=202,
     openapi_extra=_DOC,
     response_model=OutcomesAccepted,
-    responses=ERRORS,
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "unknown_model"},
+               413: {"model": ErrorBody, "description": "payload_too_large"}},
     summary="Report call outcomes (one or a list) to feed health",
 )
 async def outcomes(request: Request, principal: Principal = ROUTER_OR_SIGNALER) -> Response:

@@ -36,7 +36,9 @@ _VERSION_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def upload(body: PolicyUpload, request: Request, principal: Principal = AUTHOR) -> JSONResponse:
     """Store a bundle as a new draft version (201), or only check it (`dry_run`, 200)."""
-    status, out = lifecycle.upload(get_state(request), body.config, body.label, body.dry_run, principal.name)
+    label = body.label if body.label is not None else (str(body.version) if body.version is not None else None)
+    extras = lifecycle.UploadExtras(scope=body.scope, approver=body.approver)
+    status, out = lifecycle.upload(get_state(request), body.config, label, body.dry_run, principal.name, extras)
     return JSONResponse(out, status)
 
 

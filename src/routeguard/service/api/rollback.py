@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from routeguard.service import lifecycle
 from routeguard.service.api.deps import ERRORS, OPERATOR, get_state
 from routeguard.service.auth import Principal
+from routeguard.service.errors import ApiError
 from routeguard.service.schemas import ErrorBody, RollbackIn, RollbackOut
 
 router = APIRouter(tags=["policies"])
@@ -16,7 +17,12 @@ router = APIRouter(tags=["policies"])
 
 def rollback(body: RollbackIn, request: Request, principal: Principal = OPERATOR) -> dict[str, Any]:
     """`{version}`: publish it again to the scope a later version serves; `{tenant}`: back to stable."""
-    return lifecycle.rollback(get_state(request), body.version, body.tenant, principal.name)
+    version = body.version
+    if body.policy_version is not None:
+        if version is not None and version != body.policy_version:
+            raise ApiError(422, "conflicting_fields", "version and policy_version disagree; give one of them")
+        version = body.policy_version
+    return lifecycle.rollback(get_state(request), version, body.tenant, principal.name)
 
 
 for _path, _internal in (("/v1/rollback", False), ("/internal/model-routing/rollback", True)):

@@ -44,7 +44,11 @@ async def route(request: Request, _principal: Any = ROUTER) -> Response:
         state.observe_decision(decision, time.perf_counter() - began)
         state.router.note_decision(decision)  # the caller calls the model: feeds auto safe mode
         span.record_decision(decision)
-    return json_response(decision.to_dict(), headers={TRACE_HEADER: decision.trace_id})
+    out = decision.to_dict()
+    sources = getattr(request.app.state, "sources", None)
+    if sources is not None:
+        sources.annotate(out, body)  # a cost source's cached quote (CONTRACT §1 `sources`)
+    return json_response(out, headers={TRACE_HEADER: decision.trace_id})
 
 
 for _path, _hidden in (("/v1/route", False), ("/internal/model-routing/route", True)):

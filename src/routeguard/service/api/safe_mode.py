@@ -16,7 +16,9 @@ router = APIRouter(tags=["safe mode"])
 
 def set_safe_mode(body: SafeModeIn, request: Request, principal: Principal = OPERATOR) -> dict[str, Any]:
     """Switch safe mode; in effect before the answer."""
-    return lifecycle.set_safe_mode(get_state(request), body.enabled, body.tenant, body.reason, principal.name)
+    return lifecycle.set_safe_mode(
+        get_state(request), body.enabled, body.tenant, body.reason, principal.name, body.expected_duration
+    )
 
 
 def get_safe_mode(request: Request, _p: Any = OPERATOR) -> dict[str, Any]:
