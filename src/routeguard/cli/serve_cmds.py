@@ -129,6 +129,12 @@ def serve(
     if redis and "://" not in redis:
         err_console.print("[red]error[/]: --redis: expected a URL like redis://host:6379/0")
         raise typer.Exit(2)
+    if redis:
+        try:
+            import redis as _redis_client  # noqa: F401
+        except ModuleNotFoundError as exc:
+            err_console.print(escape("error: --redis needs the 'redis' package: pip install 'routeguard[cluster]'"))
+            raise typer.Exit(2) from exc
     settings = Settings(
         db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
         replica_id=replica_id or None,
