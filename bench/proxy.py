@@ -8,7 +8,12 @@ alternates between the upstream directly and the proxy. Measured:
 (a) plain completions: latency p50/p99, direct and through the proxy; the difference is the overhead;
 (b) streams: time to the first content token and to `[DONE]`, direct and through the proxy;
 (c) routing change → webhook: an external health signal (`PUT /v1/health/alpha`) flips the serving model;
-    the time from sending the signal to the receiver getting the notification (both ways, N rounds).
+    the time from sending the signal to the receiver getting the notification (both ways, N rounds);
+(d) an Anthropic-typed route: the fake Messages API (tests/support/anthropic_upstream.py) called directly
+    (`POST /v1/messages`) and through the proxy as OpenAI chat (`endpoint.type: anthropic`, translated both
+    ways): plain and streamed (first token), the difference is the overhead;
+(e) a litellm-typed route (`endpoint.type: litellm`, `openai/…` onto the OpenAI fake), beside the direct call,
+    when litellm is installed (`pip install -e '.[litellm]'`).
 
     .venv/bin/python bench/proxy.py [--quick] [--json] [--requests 2000] [--streams 500] [--rounds 10]
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -66,24 +72,32 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes, first_token: list[float] | None = None) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, first_token: list[float] | None = None,
+                   headers: str = "", token: re.Pattern[bytes] = CONTENT) -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
-        head = f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        head = f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{headers}"
         self.writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
-        lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        try:
+            lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            self.writer = None  # the server closed the idle connection: send once more on a new one
+            return await self.post(path, body, first_token, headers, token)
         status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:] if ln)}
-        if b"content-length" in headers:
-            return status, await self.reader.readexactly(int(headers[b"content-length"]))
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:] if ln)}
+        if b"content-length" in fields:
+            return status, await self.reader.readexactly(int(fields[b"content-length"]))
         out = bytearray()
         while True:  # chunked
             size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
             data = await self.reader.readexactly(size + 2)
             if size == 0:
                 return status, bytes(out)
-            if first_token is not None and not first_token and CONTENT.search(data):
+            if first_token is not None and not first_token and token.search(data):
                 first_token.append(time.perf_counter())
             out += data[:-2]
 
@@ -92,20 +106,36 @@ class Conn:
             self.writer.close()
 
 
-async def _latencies(up: int, proxy: int, n: int, stream: bool) -> dict[str, list[float]]:
+ANTHROPIC_TEXT = re.compile(rb'"text": ?"[^"]')
+ANTHROPIC_HEADERS = "anthropic-version: 2023-06-01\r\n"
+
+
+async def _latencies(up: int, proxy: int, n: int, stream: bool, route: str = "openai") -> dict[str, list[float]]:
+    """Interleaved direct and proxied calls. `route`: openai (alpha), anthropic (claude), litellm."""
     direct_conn, proxy_conn = Conn(up), Conn(proxy)
     out: dict[str, list[float]] = {"direct": [], "proxy": [], "direct_ttft": [], "proxy_ttft": []}
     body = {"messages": MESSAGES, "stream": stream}
-    direct_body = json.dumps({**body, "model": "alpha-up"}).encode()
-    proxy_body = json.dumps({**body, "model": "assistant"}).encode()
+    agent = {"openai": "assistant", "anthropic": "claude-agent", "litellm": "litellm-agent"}[route]
+    proxy_body = json.dumps({**body, "model": agent}).encode()
+    direct_path, headers, token, end = "/v1/chat/completions", "", CONTENT, b"data: [DONE]"
+    if route == "anthropic":
+        direct_path, headers, token, end = "/v1/messages", ANTHROPIC_HEADERS, ANTHROPIC_TEXT, b'"message_stop"}'
+        direct_body = json.dumps({**body, "model": "claude-up", "max_tokens": 256}).encode()
+    else:
+        direct_body = json.dumps({**body, "model": "alpha-up" if route == "openai" else "litellm-up"}).encode()
+    warm = Conn(proxy)  # the first call of a route builds its provider (litellm: imports it, seconds)
+    await warm.post("/v1/chat/completions", proxy_body)
+    await warm.close()
+    calls = (("direct", direct_conn, direct_path, direct_body, headers, token, end),
+             ("proxy", proxy_conn, "/v1/chat/completions", proxy_body, "", CONTENT, b"data: [DONE]"))
     for i in range(n + 20):  # 20 warm-up rounds
-        for name, conn, payload in (("direct", direct_conn, direct_body), ("proxy", proxy_conn, proxy_body)):
+        for name, conn, path, payload, extra, pattern, done in calls:
             first: list[float] = []
             t0 = time.perf_counter()
-            status, data = await conn.post("/v1/chat/completions", payload, first if stream else None)
+            status, data = await conn.post(path, payload, first if stream else None, extra, pattern)
             t1 = time.perf_counter()
-            if status != 200 or (stream and not data.rstrip().endswith(b"data: [DONE]")):
-                raise SystemExit(f"{name}: HTTP {status}: {data[:200]!r}")
+            if status != 200 or (stream and not data.rstrip().endswith(done)):
+                raise SystemExit(f"{route} {name}: HTTP {status}: {data[:200]!r}")
             if i >= 20:
                 out[name].append(t1 - t0)
                 if stream:
@@ -131,18 +161,24 @@ def _summary(samples: dict[str, list[float]], stream: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- processes
-def _bundle(upstream_url: str, hook_url: str) -> dict[str, Any]:
+def _bundle(upstream_url: str, hook_url: str, anthropic_url: str) -> dict[str, Any]:
     expires = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
     model = {"provider": "bench", "capabilities": ["text"], "clearance": "restricted", "trusted": True}
+    models = {m: {**model, "endpoint": {"type": "openai", "base_url": upstream_url, "model": f"{m}-up"}}
+              for m in ("alpha", "beta")}
+    models["claude"] = {**model, "endpoint": {"type": "anthropic", "base_url": anthropic_url, "model": "claude-up"}}
+    models["via-litellm"] = {**model, "endpoint": {"type": "litellm", "base_url": upstream_url,
+                                                   "model": "openai/litellm-up", "api_key_env": "BENCH_KEY"}}
     return {
-        "models": {m: {**model, "endpoint": {"type": "openai", "base_url": upstream_url, "model": f"{m}-up"}}
-                   for m in ("alpha", "beta")},
+        "models": models,
         "profiles": {"assist": {"requires": ["text"], "data_class": "internal"}},
         "approvals": [{"model": m, "profile": "assist", "by": "bench", "evidence": "bench", "expires": expires}
-                      for m in ("alpha", "beta")],
+                      for m in models],
         "notifiers": {"hook": {"type": "webhook", "url": hook_url}},
         "policies": {"assistant": {"profile": "assist", "primary": "alpha", "fallbacks": ["beta"],
-                                   "notify": ["hook"], "health": {"min_dwell": "0s", "probes": 1, "cooldown": "0s"}}},
+                                   "notify": ["hook"], "health": {"min_dwell": "0s", "probes": 1, "cooldown": "0s"}},
+                     "claude-agent": {"profile": "assist", "primary": "claude"},
+                     "litellm-agent": {"profile": "assist", "primary": "via-litellm"}},
     }
 
 
@@ -160,23 +196,28 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
-def _start_upstream() -> tuple[subprocess.Popen[bytes], int]:
+def _start_upstream(app: str = "upstream:UpstreamApp") -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    code = ("import sys, uvicorn; sys.path.insert(0, 'tests'); from support.upstream import UpstreamApp; "
-            f"uvicorn.run(UpstreamApp(), host='127.0.0.1', port={port}, log_level='critical', access_log=False)")
+    module, name = app.split(":")
+    code = (f"import sys, uvicorn; sys.path.insert(0, 'tests'); from support.{module} import {name}; "
+            f"uvicorn.run({name}(), host='127.0.0.1', port={port}, log_level='critical', access_log=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _wait_ready(f"http://127.0.0.1:{port}", proc, "/v1/models")
     return proc, port
 
 
-def _start_proxy(tmp: Path, upstream_port: int, hook_url: str) -> tuple[subprocess.Popen[bytes], int]:
+def _start_proxy(
+    tmp: Path, upstream_port: int, hook_url: str, anthropic_port: int
+) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     config = tmp / "bundle.yaml"
-    config.write_text(yaml.safe_dump(_bundle(f"http://127.0.0.1:{upstream_port}/v1", hook_url)))
+    bundle = _bundle(f"http://127.0.0.1:{upstream_port}/v1", hook_url, f"http://127.0.0.1:{anthropic_port}")
+    config.write_text(yaml.safe_dump(bundle))
     cmd = [sys.executable, "-c", "from routeguard.cli import main; main()", "serve", "--config", str(config),
            "--db", f"sqlite:///{tmp / 'bench.db'}", "--port", str(port), "--event-log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "BENCH_KEY": "sk-bench"}
+    proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _wait_ready(f"http://127.0.0.1:{port}", proc, "/readyz")
     return proc, port
 
@@ -261,6 +302,15 @@ def _table(results: dict[str, Any]) -> None:
     row(f"stream: first token (n={streams['requests']})", streams["ttft"], f"≤ {TARGET_OVERHEAD_P50_MS:g} ms p50",
         streams["ttft"]["added_p50_ms"] <= TARGET_OVERHEAD_P50_MS)
     row("stream: to [DONE]", streams["total"], "", None)
+    target = f"≤ {TARGET_OVERHEAD_P50_MS:g} ms p50"
+    a_plain, a_stream = results["anthropic_plain"], results["anthropic_stream"]
+    row(f"anthropic-typed, plain (n={a_plain['requests']})", a_plain["total"], target,
+        a_plain["total"]["added_p50_ms"] <= TARGET_OVERHEAD_P50_MS)
+    row(f"anthropic-typed, stream: first token (n={a_stream['requests']})", a_stream["ttft"], target,
+        a_stream["ttft"]["added_p50_ms"] <= TARGET_OVERHEAD_P50_MS)
+    if "litellm_plain" in results:
+        lite = results["litellm_plain"]
+        row(f"litellm-typed, plain (n={lite['requests']})", lite["total"], "reported", None)
     ok = delivery["max_s"] <= TARGET_DELIVERY_S
     table.add_row(f"routing change → webhook (n={delivery['changes']})", "", "",
                   f"{delivery['p50_s'] * 1e3:.0f} ms p50, {delivery['max_s'] * 1e3:.0f} ms max",
@@ -279,19 +329,28 @@ def main() -> None:
     n_plain, n_stream, rounds = (300, 100, 3) if args.quick else (args.requests, args.streams, args.rounds)
     hook = Hook()
     upstream, up_port = _start_upstream()
+    claude, claude_port = _start_upstream("anthropic_upstream:AnthropicApp")
     try:
         with tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as tmp:
-            proxy, proxy_port = _start_proxy(Path(tmp), up_port, hook.url)
+            proxy, proxy_port = _start_proxy(Path(tmp), up_port, hook.url, claude_port)
             try:
                 results: dict[str, Any] = {
                     "plain": _summary(asyncio.run(_latencies(up_port, proxy_port, n_plain, False)), False),
                     "stream": _summary(asyncio.run(_latencies(up_port, proxy_port, n_stream, True)), True),
-                    "delivery": _delivery(proxy_port, hook, rounds),
+                    "anthropic_plain": _summary(asyncio.run(
+                        _latencies(claude_port, proxy_port, n_plain, False, "anthropic")), False),
+                    "anthropic_stream": _summary(asyncio.run(
+                        _latencies(claude_port, proxy_port, n_stream, True, "anthropic")), True),
                 }
+                if importlib.util.find_spec("litellm") is not None:
+                    results["litellm_plain"] = _summary(asyncio.run(
+                        _latencies(up_port, proxy_port, max(100, n_plain // 4), False, "litellm")), False)
+                results["delivery"] = _delivery(proxy_port, hook, rounds)
             finally:
                 _stop(proxy)
     finally:
         _stop(upstream)
+        _stop(claude)
         hook.server.shutdown()
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")

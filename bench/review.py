@@ -231,4 +231,12 @@ def _print(results: dict[float, list[dict[str, Any]]], summary: dict[float, Any]
 
 
 if __name__ == "__main__":
+    if "--learned" in sys.argv[1:]:  # per-prompt routing: bench/review_learned.py
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("review_learned", Path(__file__).with_name("review_learned.py"))
+        assert spec is not None and spec.loader is not None
+        learned = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(learned)
+        sys.exit(learned.main())
     sys.exit(main())

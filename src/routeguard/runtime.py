@@ -31,6 +31,7 @@ from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
 from routeguard.runtime_fleet import FleetControls, FleetPort, ProbeGate
 from routeguard.runtime_health import HealthControls
+from routeguard.runtime_learned import LearnedScorers
 from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
@@ -58,8 +59,10 @@ class Router(FleetControls, HealthControls):
         clock: Callable[[], float] = time.time,
         legacy: bool = False,
         executor_options: Mapping[str, Any] | None = None,
+        artifact_root: str | Path | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        self._learned = LearnedScorers(artifact_root)  # learned primaries' scorers (CONTRACT §7)
         self._clock = clock
         self._legacy = legacy
         self._tables: dict[str, RoutingTable] = {}
@@ -85,6 +88,7 @@ class Router(FleetControls, HealthControls):
     # ----------------------------------------------------------------- construction
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Router:
+        kwargs.setdefault("artifact_root", Path(path).parent)  # learned artifacts sit next to the bundle
         return cls.from_bundle(load_bundle(Path(path)), **kwargs)
 
     @classmethod
@@ -125,6 +129,7 @@ class Router(FleetControls, HealthControls):
             }
             if scope_of is not None:
                 self._scope_of = scope_of
+            self._learned.load(self._tables)
             configs = {}
             self._pairs = {
                 (name, cand.name)
@@ -183,7 +188,14 @@ class Router(FleetControls, HealthControls):
             changes["agent"] = LEGACY_POLICY
         if changes:
             ctx = replace(ctx, **changes)
+        if ctx.prompt is not None and ctx.score is None and self._learned.scopes:
+            scope, table = self.table_for(ctx.tenant)
+            ctx = self._learned.score(ctx, scope, table)
         return ctx
+
+    def scorer_errors(self) -> dict[str, str]:
+        """scope/policy -> why its learned primary's artifact could not be loaded (its requests go to strong)."""
+        return {f"{scope}/{policy}": why for (scope, policy), why in self._learned.errors.items()}
 
     def decide(self, context: Mapping[str, Any] | RouteContext) -> Decision:
         """The decision for one task context (CONTRACT §3). Raises RoutingError on a bad request."""

@@ -94,7 +94,7 @@ def test_kill_9_during_publishes_loses_no_acknowledged_change(tmp_path: Path) ->
     hook = WebhookReceiver().start()
     try:
         raw = bundle()
-        raw["notifiers"]["governance"]["url"] = hook.url  # type: ignore[index]
+        raw["notifiers"]["governance"] = {"type": "webhook", "url": hook.url}
         config = write_bundle(tmp_path / "bundle.yaml", raw)
         db_url = f"sqlite:///{tmp_path / 'store.db'}"
         acked = Acked()

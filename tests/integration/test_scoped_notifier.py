@@ -21,9 +21,9 @@ def test_each_scope_notifies_its_own_version_notifier(tmp_path: Path) -> None:
     stable_hook, staged_hook = WebhookReceiver().start(), WebhookReceiver().start()
     try:
         stable = bundle()
-        stable["notifiers"]["governance"]["url"] = stable_hook.url
+        stable["notifiers"]["governance"] = {"type": "webhook", "url": stable_hook.url}
         staged = bundle()
-        staged["notifiers"]["governance"]["url"] = staged_hook.url
+        staged["notifiers"]["governance"] = {"type": "webhook", "url": staged_hook.url}
         config = write_bundle(tmp_path / "stable.yaml", stable)
         db = f"sqlite:///{tmp_path / 'store.db'}"
         with (

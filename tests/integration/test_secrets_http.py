@@ -47,6 +47,7 @@ def _codes(response: httpx.Response) -> set[tuple[str, str]]:
 
 def test_an_unbound_secret_or_a_metadata_host_is_refused_at_dry_run_and_upload(svc: Service) -> None:
     raw = bundle()
+    raw["notifiers"]["governance"] = {"type": "webhook", "url": "http://127.0.0.1:9300/hook"}
     raw["notifiers"]["governance"]["headers"] = {"authorization": "Bearer ${OPENAI_API_KEY}"}
     raw["notifiers"]["leak"] = {"type": "webhook", "url": "http://169.254.169.254/latest/meta-data"}
     with svc.client() as http:
@@ -58,6 +59,7 @@ def test_an_unbound_secret_or_a_metadata_host_is_refused_at_dry_run_and_upload(s
             }
         # a bound secret to its host passes
         raw = bundle()
+        raw["notifiers"]["governance"] = {"type": "webhook", "url": "http://127.0.0.1:9300/hook"}
         raw["notifiers"]["governance"]["headers"] = {"authorization": "Bearer ${HOOK_TOKEN}"}
         r = http.post("/v1/policies", json={"config": raw, "dry_run": True})
         assert r.status_code == 200, r.text

@@ -26,6 +26,7 @@ TABLES = {
     "health_state",
     "governance",
     "fleet_replicas",
+    "outcome_ledger",
     "alembic_version",
 }
 

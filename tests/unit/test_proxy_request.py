@@ -32,6 +32,7 @@ def test_metadata_fields_become_the_context_and_stay_out_of_the_upstream_request
         "data_class": "restricted", "region": "eu-west-2", "tags": ["urgent", "eu"], "sla_ms": 2000.0,
         "budget_usd": 0.05, "metadata": {"policy": "triage-agent-intake"},
         "estimated_tokens": {"input": (400 + 40) // 4 + 2 * 4, "output": 300},
+        "prompt": "x" * 400 + "\n\n" + "y" * 40,  # the user messages' text, for a learned primary
     }
     assert call.request["metadata"] == {"ticket": "T-1"}
     assert {k: v for k, v in call.request.items() if k != "metadata"} == {

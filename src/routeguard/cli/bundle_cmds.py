@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from routeguard.cli.output import console, err_console, print_json
+from routeguard.config.artifacts import artifact_findings, score_context
 from routeguard.config.load import load_bundle
 from routeguard.config.schema import bundle_schema
 from routeguard.config.secrets import SecretsFileError, egress_rules
@@ -36,7 +37,8 @@ def _findings_for(path: Path, now: float, egress: EgressRules | None = None) -> 
         loaded = load_bundle(path)
     except BundleError as exc:
         return exc.findings, None
-    return loaded.locate(check_bundle(loaded.bundle, now, egress)), loaded
+    findings = check_bundle(loaded.bundle, now, egress) + artifact_findings(loaded.bundle, path.parent)
+    return loaded.locate(findings), loaded
 
 
 def validate(
@@ -162,6 +164,7 @@ def route(
     table = compile_bundle(loaded.bundle, content_hash=loaded.content_hash)
     try:
         ctx = RouteContext.from_dict(raw_ctx, trace_id=raw_ctx.get("trace_id") or "cli")
+        ctx = score_context(ctx, table, file.parent)
         decision = decide(ctx, table, _parse_health(health), SafeMode(global_on=safe_mode), at)
     except RoutingError as exc:
         if as_json:
@@ -176,6 +179,8 @@ def route(
     colour = {"primary": "green", "fallback": "yellow", "terminal": "red"}[d["status"]]
     target = d["model"] or f"terminal: {d['terminal']['action']}"
     console.print(f"[bold]{d['policy']}[/] → [{colour}]{target}[/] ({d['status']})")
+    if d.get("score") is not None:
+        console.print(f"  learned primary score: {d['score']:.3f}")
     if d["backups"]:
         console.print(f"  backups: {', '.join(d['backups'])}")
     for r in d["rejected"]:

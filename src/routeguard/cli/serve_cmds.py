@@ -105,6 +105,22 @@ def serve(
     ] = None,
     max_body: Annotated[int, typer.Option("--max-body-bytes", help="request body limit")] = 1 << 20,
     max_upload: Annotated[int, typer.Option("--max-upload-bytes", help="policy upload limit")] = 5 << 20,
+    retain: Annotated[str, typer.Option("--retain", help="how long the outcome ledger keeps rows")] = "30d",
+    review_every: Annotated[
+        str | None,
+        typer.Option("--review-every", help="review on a schedule (e.g. 7d) and on new approvals or prices; "
+                     "proposals become drafts, never publications"),
+    ] = None,
+    review_evals: Annotated[
+        Path | None, typer.Option("--review-evals", help="evaluations for those reviews (default: the ledger)")
+    ] = None,
+    reviews_dir: Annotated[
+        Path, typer.Option("--reviews-dir", help="where those reviews' reports are kept")
+    ] = Path("routeguard-reviews"),
+    artifact_dir: Annotated[
+        Path | None,
+        typer.Option("--artifact-dir", help="where relative learned-primary artifacts are (default: --config's dir)"),
+    ] = None,
 ) -> None:
     """Serve the routing API. Exit 1 when --config has findings, 2 on unsafe or invalid settings."""
     try:
@@ -135,6 +151,14 @@ def serve(
         except ModuleNotFoundError as exc:
             err_console.print(escape("error: --redis needs the 'redis' package: pip install 'routeguard[cluster]'"))
             raise typer.Exit(2) from exc
+    from routeguard.core.durations import parse_duration
+
+    try:
+        retain_s = parse_duration(retain)
+        every_s = parse_duration(review_every) if review_every else None
+    except ValueError as exc:
+        err_console.print(f"[red]error[/]: --retain/--review-every: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
     settings = Settings(
         db_url=_db_url(db), config_path=config, auth_file=auth, host=host, port=port, redis_url=redis,
         replica_id=replica_id or None,
@@ -142,6 +166,8 @@ def serve(
         allow_egress=tuple(allow_egress or ()),
         checkpoint_every_s=_seconds(checkpoint_every, "--checkpoint-every"), checkpoint_file=checkpoint_file,
         checkpoint_notifier=checkpoint_notify,
+        retain_s=retain_s, review_every_s=every_s, review_evals=review_evals, reviews_dir=reviews_dir,
+        artifact_dir=artifact_dir,
     )
     try:
         state = ServiceState.open(settings)

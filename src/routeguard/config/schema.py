@@ -32,10 +32,18 @@ def bundle_schema() -> dict[str, Any]:
             "description": {"type": "string"},
             "endpoint": _obj(
                 {
-                    "type": {"enum": ["openai", "callable", "fake"], "default": "openai"},
+                    "type": {"enum": ["openai", "azure", "anthropic", "litellm", "callable", "fake"],
+                             "default": "openai"},
                     "base_url": {"type": "string"},
                     "model": {"type": "string"},
                     "api_key_env": {"type": "string", "description": "name of the env var holding the API key"},
+                    "deployment": {"type": "string", "description": "azure: the deployment name"},
+                    "api_version": {"type": "string", "description": "azure: the api-version query parameter"},
+                    "max_tokens": {"type": "integer", "minimum": 1,
+                                   "description": "anthropic: max_tokens when a request names none"},
+                    "anthropic_version": {"type": "string", "description": "anthropic: the anthropic-version header"},
+                    "params": {"type": "object", "description": "litellm: extra keyword arguments for the call",
+                               "additionalProperties": {"type": ["string", "number", "boolean"]}},
                 }
             ),
             "capabilities": _STRINGS,
@@ -58,6 +66,12 @@ def bundle_schema() -> dict[str, Any]:
                     "always": {"type": "boolean", "default": False},
                 }
             ),
+            "deployments": {
+                "type": "array",
+                "description": "more endpoints of the same model (regions, replicas, keys); its endpoint is 'main'",
+                "items": _obj({"name": {"type": "string"}, "endpoint": {"type": "object"}, "regions": _STRINGS,
+                               "weight": {"type": "integer", "minimum": 0, "default": 1}}, ["endpoint"]),
+            },
         },
         ["capabilities", "clearance"],
     )
@@ -149,6 +163,21 @@ def bundle_schema() -> dict[str, Any]:
                             {"model": {"type": "string"}, "weight": {"type": "integer", "minimum": 0}}, ["model"]
                         ),
                     },
+                    _obj(
+                        {
+                            "learned": _obj(
+                                {
+                                    "strong": {"type": "string"},
+                                    "weak": {"type": "string"},
+                                    "artifact": {"type": "string", "description": "plain JSON data file"},
+                                    "sha256": {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
+                                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                                },
+                                ["strong", "weak", "artifact", "sha256", "threshold"],
+                            )
+                        },
+                        ["learned"],
+                    ),
                 ]
             },
             "fallbacks": {"type": "array", "items": fallback},

@@ -80,7 +80,10 @@ def _check_policy(bundle: Bundle, name: str, policy: Policy, now: float) -> list
         if ref not in bundle.notifiers:
             out.append(Finding("unknown_reference", f"{base}.notify[{i}]", f"no notifier named {ref!r}"))
     entries: list[tuple[str, str]] = []
-    if len(policy.primary) == 1:
+    if policy.learned is not None:
+        entries.extend((f"{base}.primary.learned.{arm}", m) for arm, m in _learned_arms(policy))
+        out.extend(_check_learned(bundle, base, policy))
+    elif len(policy.primary) == 1:
         entries.append((f"{base}.primary", policy.primary[0].model))
     else:
         entries.extend((f"{base}.primary[{i}].model", arm.model) for i, arm in enumerate(policy.primary))
@@ -155,6 +158,31 @@ def _check_policy(bundle: Bundle, name: str, policy: Policy, now: float) -> list
                     )
                 )
     return out
+
+
+def _learned_arms(policy: Policy) -> tuple[tuple[str, str], ...]:
+    learned = policy.learned
+    return (("strong", learned.strong), ("weak", learned.weak)) if learned is not None else ()
+
+
+def _check_learned(bundle: Bundle, base: str, policy: Policy) -> list[Finding]:
+    """A learned primary's weak arm is never broader than its strong one (the artifact is checked in config)."""
+    learned = policy.learned
+    if learned is None:
+        return []
+    strong, weak = bundle.models.get(learned.strong), bundle.models.get(learned.weak)
+    if strong is None or weak is None:
+        return []  # reported as unknown_model with the arms
+    extra = weak.capabilities - strong.capabilities
+    if not extra:
+        return []
+    return [
+        Finding(
+            "capability_exceeds_primary",
+            f"{base}.primary.learned.weak",
+            f"weak arm {weak.name} has {', '.join(sorted(extra))} beyond strong arm {strong.name}",
+        )
+    ]
 
 
 def _check_ambiguity(bundle: Bundle) -> list[Finding]:

@@ -36,6 +36,7 @@ _CONTEXT_KEYS = frozenset(
         "metadata",
         "stream",
         "business_line",
+        "prompt",
     }
 )
 
@@ -83,6 +84,8 @@ class RouteContext:
     business_line: str | None = None
     # model -> error class of a failed attempt in this request (set by the executor between attempts)
     failures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    prompt: str | None = None  # the task text, scored at the edge for a learned primary (CONTRACT §7)
+    score: float | None = None  # that score, set by the edge (never read from the request)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, trace_id: str | None = None) -> RouteContext:
@@ -125,6 +128,7 @@ class RouteContext:
             stream=bool(data.get("stream", False)),
             metadata=dict(metadata),
             business_line=_str(data, "business_line"),
+            prompt=_prompt(data),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +151,16 @@ class RouteContext:
             out["budget_usd"] = self.budget_usd
         if self.metadata:
             out["metadata"] = dict(self.metadata)
-        return out
+        return out  # the prompt stays out: this form is logged and traced
+
+
+def _prompt(data: Mapping[str, Any]) -> str | None:
+    value = data.get("prompt")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RoutingError("invalid_context", f"prompt: expected a string, got {type(value).__name__}")
+    return value
 
 
 def _canonical(data: Mapping[str, Any]) -> Mapping[str, Any]:

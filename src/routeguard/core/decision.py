@@ -47,6 +47,7 @@ class Decision:
     rejected: tuple[Rejection, ...]
     probe: bool = False
     tenant: str | None = None
+    score: float | None = None  # a learned primary's per-prompt score (CONTRACT §7), else None
 
     @property
     def is_terminal(self) -> bool:
@@ -79,4 +80,5 @@ class Decision:
             "cost_estimate_usd": self.cost_estimate_usd,
             "rejected": [r.to_dict() for r in self.rejected],
             "probe": self.probe,
+            "score": self.score,
         }

@@ -101,7 +101,7 @@ def decide_policy(
                 f"capabilities {', '.join(sorted(outside))} are outside the ceiling of profile {profile.name}",
             )
     safe = safe_mode.active_for(context.tenant)
-    arm_index = _pick_arm(compiled, context)
+    arm_index = _learned_arm(compiled, context) if policy.learned is not None else _pick_arm(compiled, context)
     chain = compiled.chain_for_arm(arm_index)
     budget = context.budget_usd
     if policy.budget_usd is not None:
@@ -324,6 +324,7 @@ class _Walk:
                 backups=(), degraded=False, safe_mode=safe, terminal=policy.terminal,
                 terminal_reason=f"no eligible model ({reasons})", cost_estimate_usd=None,
                 rejected=tuple(self.rejected), tenant=ctx.tenant,
+                score=ctx.score if policy.learned is not None else None,
             )
         h = self.selected_health
         state = h.state if h is not None else HealthState.HEALTHY
@@ -345,6 +346,7 @@ class _Walk:
             tuple(self.rejected),  # rejected
             state is HealthState.PROBING or selected is self.probe,  # probe
             ctx.tenant,  # tenant
+            ctx.score if policy.learned is not None else None,  # score
         )
 
     def _backups(self, chain: tuple[Candidate, ...], selected: Candidate) -> tuple[str, ...]:
@@ -383,6 +385,19 @@ def _pick_arm(compiled: CompiledPolicy, context: RouteContext) -> int:
         if point < bound:
             return i
     return compiled.n_arms - 1
+
+
+def _learned_arm(compiled: CompiledPolicy, context: RouteContext) -> int:
+    """A learned primary's arm (invariant 8): 1 (weak) when the edge's score clears the threshold, else 0 (strong).
+
+    Only the arm tried first depends on the score: the chosen arm is then judged like any candidate (approval,
+    data class, region, safe mode, health), and when it is refused the other arm and the fallbacks follow.
+    """
+    learned = compiled.policy.learned
+    score = context.score
+    if learned is None or score is None or score != score:  # no score (or NaN): strong
+        return 0
+    return 1 if score >= learned.threshold else 0
 
 
 def _describe(key: RequestKey) -> str:

@@ -18,10 +18,12 @@ __all__ = [
     "Bundle",
     "Canary",
     "Cost",
+    "Deployment",
     "Endpoint",
     "Fallback",
     "HealthCheck",
     "HealthConfig",
+    "Learned",
     "Limits",
     "Match",
     "Model",
@@ -50,6 +52,24 @@ class Endpoint:
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    # azure: the deployment name and the api-version query parameter
+    deployment: str | None = None
+    api_version: str | None = None
+    # anthropic: max_tokens when the request names none (the Messages API requires one); version header
+    max_tokens: int | None = None
+    anthropic_version: str | None = None
+    # litellm: extra keyword arguments for litellm.acompletion (aws_region_name, vertex_project, ...)
+    params: tuple[tuple[str, str | int | float | bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One more endpoint of the same model (a region, a replica, another key): CONTRACT §1 ``deployments``."""
+
+    name: str
+    endpoint: Endpoint
+    regions: frozenset[str] | None = None  # None: the model's regions
+    weight: int = 1  # share of the spread; 0 drains it
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +113,7 @@ class Model:
     limits: Limits | None = None
     trusted: bool = False
     health_check: HealthCheck | None = None
+    deployments: tuple[Deployment, ...] = ()  # beyond ``endpoint`` (which is deployment "main")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +155,20 @@ class Notifier:
 class Arm:
     model: str
     weight: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """A learned primary (CONTRACT §7): per prompt, ``weak`` when the edge's score >= ``threshold``, else ``strong``.
+
+    The artifact (a plain data file) is checked and loaded outside the core; the core only sees the score.
+    """
+
+    strong: str
+    weak: str
+    artifact: str
+    sha256: str
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +276,7 @@ class Policy:
     canary: Canary | None = None
     overrides: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
+    learned: Learned | None = None  # when set, primary is (strong, weak)
 
     @property
     def agent(self) -> str:

@@ -14,6 +14,7 @@ from routeguard.core.model import (
     Approval,
     Bundle,
     Cost,
+    Deployment,
     Endpoint,
     HealthCheck,
     Limits,
@@ -45,15 +46,20 @@ _MODEL = frozenset(
         "limits",
         "trusted",
         "description",
+        "deployments",
         "health_check",
     }
 )
 _HEALTH_CHECK = frozenset({"interval", "timeout", "max_tokens", "prompt", "always"})
-_ENDPOINT = frozenset({"type", "base_url", "model", "api_key_env"})
+_DEPLOYMENT = frozenset({"name", "endpoint", "regions", "weight"})
+_ENDPOINT = frozenset(
+    {"type", "base_url", "model", "api_key_env", "deployment", "api_version", "max_tokens", "anthropic_version",
+     "params"}
+)
 _PROFILE = frozenset({"requires", "capabilities", "data_class", "regions", "description"})
 _APPROVAL = frozenset({"model", "profile", "by", "evidence", "expires"})
 _NOTIFIER = frozenset({"type", "url", "host", "port", "from", "to", "headers", "path"})
-_ENDPOINT_TYPES = frozenset({"openai", "callable", "fake"})
+_ENDPOINT_TYPES = frozenset({"openai", "azure", "anthropic", "litellm", "callable", "fake"})
 _NOTIFIER_TYPES = frozenset({"webhook", "slack", "email", "log", "file"})
 
 
@@ -122,13 +128,7 @@ def _data_classes(r: FieldReader, top: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _model(r: FieldReader, path: str, value: object) -> Model:
     m = r.mapping(path, value, _MODEL)
-    ep_raw = r.mapping(f"{path}.endpoint", m.get("endpoint", {}), _ENDPOINT)
-    endpoint = Endpoint(
-        type=r.choice(ep_raw, f"{path}.endpoint", "type", _ENDPOINT_TYPES, "openai"),
-        base_url=r.string(ep_raw, f"{path}.endpoint", "base_url", None),
-        model=r.string(ep_raw, f"{path}.endpoint", "model", None),
-        api_key_env=r.string(ep_raw, f"{path}.endpoint", "api_key_env", None),
-    )
+    endpoint = _endpoint(r, f"{path}.endpoint", m.get("endpoint", {}))
     cost_raw = r.mapping(f"{path}.cost", m.get("cost", {}), frozenset({"input_per_1m", "output_per_1m"}))
     cost = Cost(
         input_per_1m=r.number(cost_raw, f"{path}.cost", "input_per_1m", 0.0),
@@ -141,6 +141,7 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         tpm = r.number(lim, f"{path}.limits", "tpm", None, minimum=1, integer=True)
         limits = Limits(rpm=int(rpm) if rpm is not None else None, tpm=int(tpm) if tpm is not None else None)
     window = r.number(m, path, "context_window", None, minimum=1, integer=True)
+    regions = r.strings(m, path, "regions")
     caps = r.strings(m, path, "capabilities")
     if caps is None:
         r.required(m, path, "capabilities")
@@ -153,10 +154,11 @@ def _model(r: FieldReader, path: str, value: object) -> Model:
         cost=cost,
         modalities=r.strings(m, path, "modalities") or D.MODALITIES,
         context_window=int(window) if window is not None else None,
-        regions=r.strings(m, path, "regions"),
+        regions=regions,
         languages=r.strings(m, path, "languages"),
         limits=limits,
         trusted=r.boolean(m, path, "trusted", False),
+        deployments=_deployments(r, path, m.get("deployments"), regions),
         health_check=_health_check(r, f"{path}.health_check", m.get("health_check")),
     )
 
@@ -181,6 +183,65 @@ def _health_check(r: FieldReader, path: str, value: object) -> HealthCheck | Non
         prompt=str(r.string(h, path, "prompt", D.HEALTH_CHECK_PROMPT)),
         always=r.boolean(h, path, "always", False),
     )
+
+
+def _deployments(
+    r: FieldReader, path: str, value: object, model_regions: frozenset[str] | None
+) -> tuple[Deployment, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.error(f"{path}.deployments", "expected a list of deployments")
+        return ()
+    out: list[Deployment] = []
+    for i, item in enumerate(value):
+        where = f"{path}.deployments[{i}]"
+        d = r.mapping(where, item, _DEPLOYMENT)
+        if "endpoint" not in d:
+            r.error(f"{where}.endpoint", "'endpoint' is required")
+        weight = r.number(d, where, "weight", 1, minimum=0, integer=True)
+        regions = r.strings(d, where, "regions")
+        if regions is not None and model_regions is not None and not regions <= model_regions:
+            outside = ", ".join(sorted(regions - model_regions))
+            r.error(f"{where}.regions", f"{outside} outside the model's regions", "region_not_allowed")
+        name = str(r.string(d, where, "name", f"d{i + 1}"))
+        if name == "main" or any(o.name == name for o in out):
+            r.error(f"{where}.name", f"deployment name {name!r} is taken (\"main\" is the model's endpoint)")
+        out.append(Deployment(name, _endpoint(r, f"{where}.endpoint", d.get("endpoint", {})),
+                              regions, int(weight if weight is not None else 1)))
+    return tuple(out)
+
+
+def _endpoint(r: FieldReader, path: str, value: object) -> Endpoint:
+    ep = r.mapping(path, value, _ENDPOINT)
+    kind = r.choice(ep, path, "type", _ENDPOINT_TYPES, "openai")
+    max_tokens = r.number(ep, path, "max_tokens", None, minimum=1, integer=True)
+    params: list[tuple[str, str | int | float | bool]] = []
+    for key, item in r.mapping(f"{path}.params", ep.get("params", {}), None).items():
+        if isinstance(item, str | int | float | bool):
+            params.append((str(key), item))
+        else:
+            r.error(f"{path}.params.{key}", "expected a string, number or boolean")
+    endpoint = Endpoint(
+        type=kind,
+        base_url=r.string(ep, path, "base_url", None),
+        model=r.string(ep, path, "model", None),
+        api_key_env=r.string(ep, path, "api_key_env", None),
+        deployment=r.string(ep, path, "deployment", None),
+        api_version=r.string(ep, path, "api_version", None),
+        max_tokens=int(max_tokens) if max_tokens is not None else None,
+        anthropic_version=r.string(ep, path, "anthropic_version", None),
+        params=tuple(sorted(params)),
+    )
+    if kind == "azure":
+        for key in ("base_url", "deployment"):
+            if getattr(endpoint, key) is None:
+                r.error(f"{path}.{key}", f"{key!r} is required for an azure endpoint")
+    if kind == "litellm" and endpoint.model is None:
+        r.error(f"{path}.model", "'model' is required for a litellm endpoint (e.g. bedrock/..., vertex_ai/...)")
+    if endpoint.params and kind != "litellm":
+        r.error(f"{path}.params", "'params' applies to litellm endpoints only")
+    return endpoint
 
 
 def _profile(r: FieldReader, path: str, value: object) -> Profile:

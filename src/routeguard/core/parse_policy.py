@@ -12,6 +12,7 @@ from routeguard.core.model import (
     Canary,
     Fallback,
     HealthConfig,
+    Learned,
     Match,
     Policy,
     RetryConfig,
@@ -71,10 +72,11 @@ def parse_policy(r: FieldReader, path: str, name: str, value: object) -> Policy:
     if p.get("budget") is not None:
         b = r.mapping(f"{path}.budget", p["budget"], frozenset({"max_usd_per_request"}))
         budget = r.number(b, f"{path}.budget", "max_usd_per_request", None)
+    learned = _learned(r, path, p.get("primary"))
     return Policy(
         name=name,
         profile=str(r.string(p, path, "profile", "", required=True)),
-        primary=_primary(r, path, p),
+        primary=(Arm(learned.strong, 50), Arm(learned.weak, 50)) if learned is not None else _primary(r, path, p),
         fallbacks=_fallbacks(r, path, p.get("fallbacks", [])),
         match=_match(r, f"{path}.match", p.get("match")),
         terminal=_terminal(r, f"{path}.terminal", p.get("terminal")),
@@ -85,6 +87,41 @@ def parse_policy(r: FieldReader, path: str, name: str, value: object) -> Policy:
         canary=_canary(r, f"{path}.canary", p.get("canary")),
         overrides=tuple(r.string_list(f"{path}.overrides", p["overrides"]) or ()) if p.get("overrides") else (),
         notify=tuple(r.string_list(f"{path}.notify", p["notify"]) or ()) if p.get("notify") else (),
+        learned=learned,
+    )
+
+
+_LEARNED = frozenset({"strong", "weak", "artifact", "sha256", "threshold"})
+_HEX = frozenset("0123456789abcdef")
+
+
+def _learned(r: FieldReader, path: str, value: object) -> Learned | None:
+    """``primary: {learned: {strong, weak, artifact, sha256, threshold}}`` (CONTRACT §7), else None."""
+    if not isinstance(value, Mapping):
+        return None
+    where = f"{path}.primary"
+    outer = r.mapping(where, value, frozenset({"learned"}))
+    if "learned" not in outer:
+        r.error(f"{where}.learned", "'learned' is required when primary is a mapping")
+        return None
+    where = f"{where}.learned"
+    spec = r.mapping(where, outer["learned"], _LEARNED)
+    strong = str(r.string(spec, where, "strong", "", required=True))
+    weak = str(r.string(spec, where, "weak", "", required=True))
+    digest = str(r.string(spec, where, "sha256", "", required=True)).lower().removeprefix("sha256:")
+    if digest and (len(digest) != 64 or not set(digest) <= _HEX):
+        r.error(f"{where}.sha256", "expected 64 hex digits (the artifact's SHA-256)")
+    threshold = r.number(spec, where, "threshold", None, minimum=0.0, maximum=1.0)
+    if threshold is None and spec.get("threshold") is None:
+        r.error(f"{where}.threshold", "'threshold' is required (a number between 0 and 1)")
+    if strong and strong == weak:
+        r.error(f"{where}.weak", "weak and strong must be two different models")
+    return Learned(
+        strong=strong,
+        weak=weak,
+        artifact=str(r.string(spec, where, "artifact", "", required=True)),
+        sha256=digest,
+        threshold=float(threshold) if threshold is not None else 1.0,
     )
 
 

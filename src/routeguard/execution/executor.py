@@ -28,8 +28,10 @@ from routeguard.core.exceptions import PartialOutputError, QueuedForHuman, Suspe
 from routeguard.core.health_view import HealthState
 from routeguard.core.model import Model, Policy, TerminalAction
 from routeguard.core.outcome import Outcome
+from routeguard.execution.apis import CHAT, Api, usage_tokens
+from routeguard.execution.deployments import SERVED_DEPLOYMENT
 from routeguard.execution.providers.base import Provider
-from routeguard.execution.providers.openai_shapes import make_completion
+from routeguard.execution.providers.openai_shapes import completion_to_chunks, make_completion
 from routeguard.execution.queue import HumanQueue, MemoryHumanQueue
 from routeguard.execution.registry import ProviderRegistry
 
@@ -52,6 +54,10 @@ class Served:
     attempts: int
     fell_back: bool
     terminal: str | None = None
+    deployment: str | None = None  # which of the model's deployments answered (None: it has none)
+    input_tokens: int = 0  # from the serving model's usage (0 when it reported none)
+    output_tokens: int = 0
+    cost_usd: float | None = None  # those tokens at the model's bundle price; None without usage
 
 
 class Executor:
@@ -67,7 +73,7 @@ class Executor:
         rng: random.Random | None = None,
     ) -> None:
         self.router = router
-        self.providers = ProviderRegistry(providers)
+        self.providers = ProviderRegistry(providers, clock=router.now)
         self.queue: HumanQueue = queue if queue is not None else MemoryHumanQueue()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -89,16 +95,17 @@ class Executor:
         return completion
 
     async def complete_served(
-        self, ctx: RouteContext, request: dict[str, Any]
+        self, ctx: RouteContext, request: dict[str, Any], api: Api = CHAT
     ) -> tuple[dict[str, Any], Served]:
-        """The completion and how it was served (the proxy reports the latter in headers)."""
+        """The completion (or, with ``api``, the embeddings / response) and how it was served (the proxy
+        reports the latter in headers)."""
         run = _Run(self, ctx)
         while True:
             decision = run.next_decision()
             if decision.model is None:
                 return run.terminal(decision, request), run.served(None)
             try:
-                completion = await run.attempt_model(decision, lambda p, t: p.complete(request, timeout_s=t))
+                completion = await run.attempt_model(decision, lambda p, t: api.call(p, request, t))
             except _FailOver:
                 continue
             return completion, run.served(decision.model)
@@ -110,7 +117,8 @@ class Executor:
                 yield item
 
     async def stream_served(
-        self, ctx: RouteContext, request: dict[str, Any], on_start: Callable[[Served], None] | None = None
+        self, ctx: RouteContext, request: dict[str, Any], on_start: Callable[[Served], None] | None = None,
+        api: Api = CHAT,
     ) -> AsyncGenerator[dict[str, Any] | Served, None]:
         """Chunks as they arrive; the last item is the :class:`Served` summary (the proxy uses it).
         ``on_start`` is called once, just before the first chunk, with a preview of the summary: the model
@@ -122,13 +130,13 @@ class Executor:
                 completion = run.terminal(decision, request)
                 if on_start is not None:
                     on_start(run.preview(None))
-                for chunk in _as_chunks(completion):
+                for chunk in completion_to_chunks(completion):
                     yield chunk
                 yield run.served(None)
                 return
             started = False
             try:
-                async for chunk in run.stream_model(decision, request):
+                async for chunk in run.stream_model(decision, request, api):
                     if not started and on_start is not None:
                         on_start(run.preview(decision.model))
                     started = True
@@ -159,6 +167,7 @@ class _Run:
         self.pending_fallback: tuple[str, str, str] | None = None
         self.terminal_action: str | None = None  # the action actually carried out, once it is
         self.fallback_recorded = False
+        self.tokens: tuple[int, int] | None = None  # the serving call's usage
 
     def next_decision(self) -> Decision:
         if self.deadline is not None and self.router.now() >= self.deadline and self.last_error is not None:
@@ -210,9 +219,16 @@ class _Run:
     def preview(self, model: str | None) -> Served:
         """The summary as it will be if ``model`` finishes the request (no side effects)."""
         assert self.first is not None
+        inp, out = self.tokens or (0, 0)
+        cost = None
+        if self.tokens is not None and model is not None:
+            found = self._table().bundle.models.get(model)
+            cost = found.cost.estimate_usd(inp, out) if found is not None else None
         return Served(
             self.first, model, self.attempts, fell_back=bool(self.failures) or (model != self.first.model),
             terminal=None if model is not None else (self.terminal_action or "suspend"),
+            deployment=SERVED_DEPLOYMENT.get() if model is not None else None,
+            input_tokens=inp, output_tokens=out, cost_usd=cost,
         )
 
     def served(self, model: str | None) -> Served:
@@ -240,15 +256,13 @@ class _Run:
         return timeout
 
     def _report(self, decision: Decision, model: str, ok: bool, error: str | None, started: float,
-                partial: bool = False, usage: object = None) -> None:
-        """Feed health and quotas: tokens from the upstream's ``usage``, else the request's estimate."""
-        tokens_in, tokens_out = _usage_tokens(usage)
-        if tokens_in == tokens_out == 0 and ok:
-            tokens_in, tokens_out = self.ctx.input_tokens, self.ctx.output_tokens
+                partial: bool = False, tokens: tuple[int, int] | None = None) -> None:
+        """One attempt's outcome; a served call's usage counts toward the model's tpm quota."""
+        inp, out = tokens if tokens is not None else (0, 0)
         self.router.report(
             Outcome(model=model, ok=ok, trace_id=self.ctx.trace_id, error=error,
                     latency_ms=(self.router.now() - started) * 1000, partial_output=partial,
-                    input_tokens=tokens_in, output_tokens=tokens_out, policy=decision.policy)
+                    input_tokens=inp, output_tokens=out, policy=decision.policy)
         )
 
     async def attempt_model(
@@ -260,13 +274,16 @@ class _Run:
             self.attempts += 1
             started = self.router.now()
             try:
-                provider = self.ex.providers.get(model)
+                SERVED_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region)
                 result = await call(provider, self._timeout(policy))
             except ProviderError as err:
                 self._report(decision, model_name, False, err.error_class.value, started)
                 await self._after_failure(decision, policy, model_name, err, attempt)
                 continue
-            self._report(decision, model_name, True, None, started, usage=result.get("usage"))
+            self.tokens = usage_tokens(result) if isinstance(result, dict) else None
+            tokens = self.tokens or (self.ctx.input_tokens, self.ctx.output_tokens)  # no usage: the estimate
+            self._report(decision, model_name, True, None, started, tokens=tokens)
             return result
         raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
 
@@ -316,23 +333,25 @@ class _Run:
         raise _FailOver
 
     async def stream_model(
-        self, decision: Decision, request: dict[str, Any]
+        self, decision: Decision, request: dict[str, Any], api: Api = CHAT
     ) -> AsyncIterator[dict[str, Any]]:
         model_name, policy, model = self._target(decision)
+        if api.open is None:
+            raise AssertionError(f"the {api.name} API has no streams")
         for attempt in range(policy.retry.attempts):
             self.attempts += 1
             started = self.router.now()
             delivered = 0
-            usage: object = None
             held: list[dict[str, Any]] = []
             try:
-                provider = self.ex.providers.get(model)
-                stream = provider.stream(request, timeout_s=self._timeout(policy))
+                SERVED_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region)
+                stream = api.open(provider, request, self._timeout(policy))
                 async with aclosing(stream) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
-                        if chunk.get("usage"):
-                            usage = chunk["usage"]
-                        if delivered == 0 and not _has_output(chunk):
+                        if "usage" in chunk or "response" in chunk:
+                            self.tokens = usage_tokens(chunk) or self.tokens
+                        if delivered == 0 and not api.has_output(chunk):
                             held.append(chunk)  # role-only preambles are held: failing over stays safe
                             continue
                         for early in held:
@@ -351,7 +370,9 @@ class _Run:
                 continue
             for early in held:
                 yield early
-            self._report(decision, model_name, True, None, started, usage=usage)
+            # without usage from the upstream: the request's input estimate and ~one token per output chunk
+            tokens = self.tokens or (self.ctx.input_tokens, delivered)
+            self._report(decision, model_name, True, None, started, tokens=tokens)
             return
 
     def terminal(self, decision: Decision, request: dict[str, Any]) -> dict[str, Any]:
@@ -384,29 +405,3 @@ class _Run:
         completion["routeguard_terminal"] = {"action": terminal.action.value, "reason": reason}
         return completion
 
-
-def _has_output(chunk: Mapping[str, Any]) -> bool:
-    """A chunk that hands something to the caller: content, a tool call, or a finish."""
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if (delta.get("content") or delta.get("tool_calls") or delta.get("function_call")
-                or choice.get("finish_reason")):
-            return True
-    return not chunk.get("choices")
-
-
-def _as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    from routeguard.execution.providers.openai_shapes import completion_to_chunks
-
-    return completion_to_chunks(completion)
-
-
-def _usage_tokens(usage: object) -> tuple[int, int]:
-    """Input and output tokens of an OpenAI ``usage`` object (0, 0 when absent or malformed)."""
-    if not isinstance(usage, dict):
-        return 0, 0
-    counts = []
-    for key in ("prompt_tokens", "completion_tokens"):
-        value = usage.get(key)
-        counts.append(int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0)
-    return counts[0], counts[1]

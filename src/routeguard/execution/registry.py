@@ -1,23 +1,32 @@
-"""Providers by model name: built from the bundle's endpoints, or registered by the caller."""
+"""Providers by model name: built from the bundle's endpoints, or registered by the caller.
+
+HTTP providers (openai, azure, anthropic) share one pooled transport (`transport.make_transport`: the lean
+client, or httpx with ``ROUTEGUARD_HTTP_CLIENT=httpx``); a litellm provider brings its own clients.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
-from routeguard.core.errors import ProviderError
-from routeguard.core.model import Model
+from routeguard.core.model import Endpoint, Model
+from routeguard.execution.deployments import DeploymentSet, Member
 from routeguard.execution.providers.base import Provider
+from routeguard.execution.providers.build import HTTP_TYPES, build_provider
 
 __all__ = ["ProviderRegistry"]
 
 
 class ProviderRegistry:
-    """One provider per model; OpenAI-compatible endpoints share one pooled HTTP client."""
+    """One provider per model; HTTP endpoints share one pooled transport."""
 
-    def __init__(self, providers: Mapping[str, Provider] | None = None) -> None:
+    def __init__(self, providers: Mapping[str, Provider] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._explicit: dict[str, Provider] = dict(providers or {})
-        self._built: dict[tuple[str, str | None, str | None, str | None], Provider] = {}
+        self._built: dict[tuple[str, Endpoint], Provider] = {}
+        self._sets: dict[Model, DeploymentSet] = {}
+        self._clock = clock
         self._client: object | None = None
         self._lock = threading.Lock()
 
@@ -25,29 +34,39 @@ class ProviderRegistry:
         """Serve ``model`` with ``provider`` (in-process callables, fakes, custom transports)."""
         self._explicit[model] = provider
 
-    def get(self, model: Model) -> Provider:
+    def get(self, model: Model, region: str | None = None) -> Provider:
+        """The model's provider; for a model with deployments, its set limited to ``region`` (residency)."""
         found = self._explicit.get(model.name)
         if found is not None:
             return found
-        ep = model.endpoint
-        if ep.type != "openai" or not ep.base_url:
-            raise ProviderError.of(
-                "connection", f"no provider registered for model {model.name} (endpoint type {ep.type})",
-                model=model.name,
-            )
-        key = (model.name, ep.base_url, ep.model, ep.api_key_env)
+        if model.deployments:
+            return self._deployment_set(model).in_region(region)
+        return self._endpoint(model.name, model.endpoint)
+
+    def _endpoint(self, name: str, endpoint: Endpoint) -> Provider:
+        key = (name, endpoint)
+        provider = self._built.get(key)
+        if provider is not None:
+            return provider
         with self._lock:
             provider = self._built.get(key)
             if provider is None:
-                from routeguard.execution.providers.openai_http import OpenAIHTTPProvider, make_upstream_client
+                if self._client is None and endpoint.type in HTTP_TYPES:
+                    from routeguard.execution.providers.transport import make_transport
 
-                if self._client is None:
-                    self._client = make_upstream_client()
-                provider = OpenAIHTTPProvider(
-                    model.name, ep.base_url, ep.model or model.name, ep.api_key_env, client=self._client
-                )
+                    self._client = make_transport()
+                provider = build_provider(name, endpoint, self._client)
                 self._built[key] = provider
             return provider
+
+    def _deployment_set(self, model: Model) -> DeploymentSet:
+        found = self._sets.get(model)
+        if found is None:
+            members = [Member("main", self._endpoint(model.name, model.endpoint), model.regions, 1)]
+            members += [Member(d.name, self._endpoint(model.name, d.endpoint), d.regions or model.regions, d.weight)
+                        for d in model.deployments]
+            found = self._sets.setdefault(model, DeploymentSet(model.name, members, self._clock))
+        return found
 
     async def aclose(self) -> None:
         for provider in list(self._explicit.values()) + list(self._built.values()):

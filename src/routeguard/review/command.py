@@ -81,10 +81,31 @@ def run(
     ] = None,
     charts: Annotated[bool, Opt("--charts/--no-charts", help="Draw PNG charts.")] = True,
     json_out: Annotated[bool, Opt("--json", help="Print report.json's summary as JSON.")] = False,
+    learned: Annotated[
+        bool, Opt("--learned", help="Propose learned per-prompt primaries (needs the evals' prompt column).")
+    ] = False,
+    principal: Annotated[
+        str | None, Opt(help="Author of a --submit draft without a token (default ROUTEGUARD_PRINCIPAL or user).")
+    ] = None,
+    latency_bound: Annotated[
+        float, Opt(help="A proposed model slower (median) by more than this share escalates instead.")
+    ] = 0.2,
+    server: Annotated[
+        str | None, Opt(help="Read the outcome ledger of this service (GET /v1/outcomes/export) as telemetry.")
+    ] = None,
+    since: Annotated[str, Opt(help="With --server: how far back (RFC 3339 or a duration like 7d).")] = "30d",
 ) -> None:
     """Run a review: routeguard review --config BUNDLE --evals FILE --report DIR [--telemetry FILE]."""
     if ctx.invoked_subcommand is not None:
         return
+    if server is not None and report is not None:
+        from routeguard.review.ledger_fetch import LedgerFetchError, fetch_ledger
+
+        try:
+            telemetry = fetch_ledger(server, report, since)
+        except LedgerFetchError as exc:
+            _fail(str(exc), [], 2)
+        evals = evals or telemetry  # production outcomes serve as the evaluations when none are given
     missing = [
         name for name, value in (("--config", config), ("--evals", evals), ("--report", report)) if not value
     ]
@@ -110,9 +131,13 @@ def run(
             min_class_n=min_class_n,
             quality_target=quality_target,
             sample_per_class=sample_per_class,
+            latency_bound=latency_bound,
         )
     except ValueError as exc:
         _fail(str(exc), [], 2)
+    if learned:
+        _run_learned(config, evals, report, settings, agent, submit, principal, charts, json_out)
+        return
     columns = (SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_err, transient=True, disable=json_out) as progress:
         task = progress.add_task("review", total=len(STEPS))
@@ -166,6 +191,68 @@ def run(
     if result.submitted and result.submitted.get("error"):
         _err.print(f"[bold red]submit failed:[/] {result.submitted['error']}")
         raise typer.Exit(3)
+
+
+def _run_learned(
+    config: Path,
+    evals: Path,
+    report: Path,
+    settings: Any,
+    agent: str | None,
+    submit: str | None,
+    principal: str | None,
+    charts: bool,
+    json_out: bool,
+) -> None:
+    from routeguard.core.findings import BundleError
+    from routeguard.review.learned_review import run_learned_review
+    from routeguard.review.load import ReviewInputError
+
+    try:
+        with _err.status("training and calibrating learned primaries…", spinner="dots") if not json_out else _null():
+            result = run_learned_review(config, evals, report, settings=settings, agent=agent, submit_url=submit,
+                                        principal=principal, charts=charts)
+    except BundleError as exc:
+        _fail(f"{config}: bundle cannot be used", [str(f) for f in exc.findings], 2)
+    except ReviewInputError as exc:
+        _fail(exc.message, [str(i) for i in exc.issues], 2)
+    doc = result.report
+    if json_out:
+        keys = ("label", "heldout", "proposal", "escalations", "submitted", "wall_s")
+        summary = {k: doc.get(k) for k in keys}
+        summary["policies"] = [
+            {k: p[k] for k in ("policy", "strong", "weak", "proposed", "held", "notes")} for p in doc["policies"]
+        ]
+        typer.echo(json.dumps(summary, default=str))
+    else:
+        console = make_console()
+        table = Table(title=f"routeguard review --learned — {doc['label']}")
+        for col in ("policy", "strong / weak", "threshold", "held on strong", "notes"):
+            table.add_column(col)
+        for p in doc["policies"]:
+            pr = p["proposed"]
+            table.add_row(p["policy"], f"{p['strong']} / {p['weak'] or '—'}",
+                          f"{pr['threshold']:.4f}" if pr else "no change", str(len(p["held"])),
+                          "; ".join(p["notes"] + [e["detail"] for e in p["escalations"]]))
+        console.print(table)
+        h = doc["heldout"]
+        if h:
+            iv = "{value:.1%} [{low:.1%}, {high:.1%}]"
+            console.print(f"held-back replay ({h['n']} tasks): quality kept {iv.format(**h['quality_kept'])}, "
+                          f"cost saving {iv.format(**h['cost_saving'])}")
+        console.print(f"report: {result.report_dir / 'report.md'}  proposal: {result.proposal_path or 'none'}  "
+                      f"({doc['wall_s']} s)")
+    if result.proposal_path is None:
+        raise typer.Exit(1)
+    if result.submitted and result.submitted.get("error"):
+        _err.print(f"[bold red]submit failed:[/] {result.submitted['error']}")
+        raise typer.Exit(3)
+
+
+def _null() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 @app.command("convert")

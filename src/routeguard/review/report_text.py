@@ -243,12 +243,31 @@ def _proposal(doc: Doc, r: Mapping[str, Any]) -> None:
         doc.p(f"Submitted as draft version {sub.get('version')} to `{sub.get('url')}`.")
 
 
+def _savings_frontier(doc: Doc, r: Mapping[str, Any]) -> None:
+    """The smallest safe change: the moves added largest saving first, so an owner can pick a point."""
+    front = r.get("savings_frontier")
+    if not front or len(front["steps"]) <= 1:
+        return
+    doc.h(2, "Savings frontier (smallest safe change)")
+    doc.p(
+        f"Moves added largest saving first (held-out point estimates). The proposal keeps the fewest moves that "
+        f"reach {front['min_saving_share']:.0%} of the full saving within the tolerance"
+        + (f"; left out: {', '.join(front['withdrawn'])}." if front["withdrawn"] else ".")
+    )
+    doc.table(
+        ["moves", "adds", "quality kept", "cost saving"],
+        [[str(st["moves"]), st["added"] or "(baseline)", f"{st['quality_kept']:.1%}", f"{st['cost_saving']:.1%}"]
+         for st in front["steps"]],
+    )
+
+
 def document(r: Mapping[str, Any], files: list[Path]) -> Doc:
     doc = Doc()
     doc.h(1, f"Routing review {r['label']}")
     doc.p("This review never changes production routing. It proposes; a human approves.")
     _summary(doc, r)
     _changes(doc, r)
+    _savings_frontier(doc, r)
     _human(doc, r)
     pngs = [f for f in files if f.suffix == ".png"]
     if pngs:

@@ -27,8 +27,9 @@ from routeguard.review.load import LoadedTable, Record, load_records
 from routeguard.review.propose import Plan, Status, propose
 from routeguard.review.report import ReportInputs, build_report, write_outputs
 from routeguard.review.settings import ReviewSettings
+from routeguard.review.smallest import smallest_change
 from routeguard.review.submit import SubmitError, submit_draft
-from routeguard.review.verify import OverallReplay, Verification, verify
+from routeguard.review.verify import OverallReplay, Verification, replay_totals, verify
 
 __all__ = ["STEPS", "ReviewResult", "run_review"]
 
@@ -158,6 +159,9 @@ def run_review(
 
     step("verify")
     verification = verify(plan, matrix, held, s)
+    moves, withdrawn = smallest_change(plan, matrix, held, s)
+    if withdrawn:
+        verification = replace(verification, final=replay_totals(plan, matrix, held, s))
 
     step("bundle")
     label = _label(now, loaded.content_hash)
@@ -185,6 +189,11 @@ def run_review(
         agent=agent,
     )
     report = build_report(inputs, plan, verification, proposal, front)
+    report["savings_frontier"] = {
+        "min_saving_share": s.min_saving_share,
+        "withdrawn": withdrawn,
+        "steps": [st.to_dict() for st in moves],
+    }
     proposal_path = out_dir / "proposal.yaml" if proposal.valid else None
     if proposal_path is not None:
         header = (

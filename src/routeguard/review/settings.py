@@ -35,12 +35,22 @@ class ReviewSettings:
     flap_window_s: float = 7 * DAY_S
     expiry_window_s: float = 30 * DAY_S  # an approval ending this soon counts as a deprecation
     max_bad_share: float = 0.05  # share of bad input rows above which loading fails
+    # --learned (CONTRACT §7): held-back replay share (by prompt hash), cross-fitting folds, inverse regularisation
+    learned_holdout: float = 0.25
+    learned_folds: int = 5
+    learned_c: float = 3.0
+    min_saving_share: float = 0.95  # smallest safe change: fewest moves reaching this share of the saving (1 = off)
+    latency_bound: float = 0.2  # a proposed model slower (median) than the current one by more than this escalates
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"tolerance must be between 0 and 1, got {self.tolerance}")
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must be between 0 and 1, got {self.holdout}")
+        if not 0.0 < self.learned_holdout < 1.0:
+            raise ValueError(f"learned holdout must be between 0 and 1, got {self.learned_holdout}")
+        if self.learned_folds < 2:
+            raise ValueError(f"learned folds must be at least 2, got {self.learned_folds}")
         if self.resamples < 50:
             raise ValueError(f"resamples must be at least 50, got {self.resamples}")
 

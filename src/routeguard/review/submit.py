@@ -16,6 +16,18 @@ from routeguard.review.bundle_out import jsonable
 __all__ = ["SubmitError", "submit_draft"]
 
 TOKEN_ENV = "ROUTEGUARD_TOKEN"
+PRINCIPAL_ENV = "ROUTEGUARD_PRINCIPAL"
+PRINCIPAL_HEADER = "x-routeguard-principal"
+
+
+def default_principal() -> str:
+    """Who submits: ``ROUTEGUARD_PRINCIPAL``, else the operating-system user running the review."""
+    import getpass
+
+    try:
+        return os.environ.get(PRINCIPAL_ENV) or getpass.getuser() or "routeguard-review"
+    except (KeyError, OSError):
+        return "routeguard-review"
 
 
 class SubmitError(RuntimeError):
@@ -34,14 +46,17 @@ def submit_draft(
     token: str | None = None,
     timeout_s: float = 30.0,
     transport: httpx.BaseTransport | None = None,
+    principal: str | None = None,
 ) -> dict[str, Any]:
     """Store ``config`` as a draft; returns ``{url, status, version, hash, findings}`` from the answer.
 
     The bearer token comes from ``token`` or the ``ROUTEGUARD_TOKEN`` environment variable (none: no header,
-    which a loopback development server accepts).
+    which a loopback development server accepts). A token names its principal; without one, the draft's author
+    is ``principal`` (default :func:`default_principal`), sent as ``x-routeguard-principal`` — never `anonymous`.
     """
     bearer = token if token is not None else os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    headers[PRINCIPAL_HEADER] = principal or default_principal()
     endpoint = url.rstrip("/") + "/v1/policies"
     try:
         with httpx.Client(timeout=timeout_s, transport=transport) as client:
@@ -63,4 +78,5 @@ def submit_draft(
         "hash": data.get("hash"),
         "findings": data.get("findings", []),
         "label": label,
+        "author": data.get("author", principal or default_principal()),
     }

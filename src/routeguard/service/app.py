@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import ModuleType
+from typing import ClassVar
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
@@ -23,8 +24,10 @@ from routeguard.service.api import (
     metrics,
     models,
     outcomes,
+    outcomes_export,
     policies,
     queue,
+    reviews,
     rollback,
     route,
     routes,
@@ -34,6 +37,7 @@ from routeguard.service.body_guard import BodyGuard
 from routeguard.service.errors import install_error_handlers
 from routeguard.service.fastpath import RouteFastPath
 from routeguard.service.proxy import PROXY_PATH, ChatProxy
+from routeguard.service.proxy_apis import PROXY_APIS
 from routeguard.service.settings import Settings
 from routeguard.service.sources import PullSources
 from routeguard.service.state import ServiceState
@@ -52,13 +56,17 @@ class RouteguardAPI(FastAPI):
     """FastAPI, with `POST /v1/chat/completions` answered before the framework's middleware and routing
     (the proxy is raw ASGI and handles its own errors): its budget is well under a millisecond."""
 
-    proxy = ChatProxy()
+    # chat completions, embeddings, responses: one proxy each
+    proxies: ClassVar[dict[str, ChatProxy]] = {path: ChatProxy(api) for path, api in PROXY_APIS.items()}
+    proxy = proxies[PROXY_PATH]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PROXY_PATH and scope["method"] == "POST":
-            scope["app"] = self
-            await self.proxy(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            proxy = self.proxies.get(scope["path"])
+            if proxy is not None:
+                scope["app"] = self
+                await proxy(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -114,11 +122,14 @@ def create_app(
     install_error_handlers(app)
     for module in _ROUTERS:
         app.include_router(module.router)
+    app.include_router(outcomes_export.router)  # the outcome ledger (CONTRACT §7)
+    app.include_router(reviews.router)  # reviews that run themselves (CONTRACT §7)
     for extra in routers:
         app.include_router(extra)
     app.include_router(console_router)  # the operator console at /ui (CONTRACT §9)
     # POST never gets here (RouteguardAPI answers it first); the route makes GET a 405, not a 404
-    app.router.routes.append(Route(PROXY_PATH, RouteguardAPI.proxy, methods=["POST"], include_in_schema=False))
+    for path, proxy in RouteguardAPI.proxies.items():
+        app.router.routes.append(Route(path, proxy, methods=["POST"], include_in_schema=False))
     app.add_middleware(BodyGuard, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(JsonByDefault)
     app.add_middleware(RouteFastPath)  # outermost: /v1/route skips the framework's per-request work

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from routeguard.config.artifacts import artifact_findings
 from routeguard.config.legacy import legacy_bundle, legacy_configured
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
@@ -61,7 +62,9 @@ def bootstrap(
                 loaded = _load(config)
             except BundleError as exc:
                 raise StartupError(1, f"{config}: the bundle cannot be loaded", exc.findings) from exc
-            findings = loaded.locate(check_bundle(loaded.bundle, now, egress))
+            findings = loaded.locate(
+                check_bundle(loaded.bundle, now, egress) + artifact_findings(loaded.bundle, config.parent)
+            )
             if findings:
                 raise StartupError(
                     1, f"{config}: {len(findings)} finding(s); nothing was published", findings

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from routeguard.config.artifacts import artifact_findings
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.checks import check_bundle
 from routeguard.core.durations import parse_duration
@@ -41,7 +42,9 @@ def load_config(config: Mapping[str, Any] | str) -> LoadedBundle:
 
 
 def _findings(state: ServiceState, loaded: LoadedBundle) -> list[Finding]:
-    return loaded.locate(check_bundle(loaded.bundle, state.settings.clock(), state.egress))
+    findings = check_bundle(loaded.bundle, state.settings.clock(), state.egress)
+    findings += artifact_findings(loaded.bundle, state.settings.artifact_root)
+    return loaded.locate(findings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
-"""POST /v1/chat/completions: the OpenAI-compatible proxy (CONTRACT §3 "Proxy"), as raw ASGI.
+"""POST /v1/chat/completions (and /v1/embeddings, /v1/responses): the OpenAI-compatible proxy (CONTRACT §3
+"Proxy"), as raw ASGI. One handler serves every API; what differs per API is in `proxy_apis`.
 
 Route, call, retry and fall back through the executor; answer exactly as an OpenAI endpoint would:
 - plain: the upstream's completion JSON; streamed: its chunks relayed as they arrive, then `data: [DONE]`;
-- headers `x-routeguard-model`, `-policy`, `-policy-version`, `-trace-id`, `-fallback` (`true`/`false`);
+- headers `x-routeguard-model`, `-policy`, `-policy-version`, `-trace-id`, `-fallback` (`true`/`false`),
+  `-deployment` (for a model with deployments: the one that answered), and on
+  a plain answer whose upstream reported usage `-cost-usd` (those tokens at the model's bundle price);
 - a stream that fails after output reached the client ends with an SSE `error` event and no `[DONE]`
   (the `openai` SDK raises `APIError`); before any output the executor fails over, so nothing is sent yet;
 - a non-retryable upstream error passes through with its status and body;
@@ -35,7 +38,8 @@ from routeguard.service import sse
 from routeguard.service.api.deps import dumps, parse_json
 from routeguard.service.auth import authorize
 from routeguard.service.errors import ROUTING_CODES, ApiError
-from routeguard.service.proxy_request import build_call, read_headers
+from routeguard.service.proxy_apis import CHAT_API, ProxyApi
+from routeguard.service.proxy_request import read_headers
 from routeguard.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -135,6 +139,10 @@ def served_headers(served: Served, trace_id: str) -> Headers:
            (b"x-routeguard-fallback", b"true" if is_fallback(served) else b"false")]
     if served.model is not None:
         out.append(_h(b"x-routeguard-model", served.model))
+    if served.deployment is not None:
+        out.append(_h(b"x-routeguard-deployment", served.deployment))
+    if served.cost_usd is not None:
+        out.append(_h(b"x-routeguard-cost-usd", f"{served.cost_usd:.8f}"))
     return out
 
 
@@ -152,7 +160,11 @@ def _content(chunk: dict[str, Any]) -> str:
 
 
 class ChatProxy:
-    """The endpoint, an ASGI app (served ahead of the framework by `app.RouteguardAPI`, and mounted as a route)."""
+    """One proxied API (chat by default), an ASGI app (served ahead of the framework by `app.RouteguardAPI`,
+    and mounted as a route)."""
+
+    def __init__(self, api: ProxyApi = CHAT_API) -> None:
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -168,7 +180,7 @@ class ChatProxy:
         received = read_headers(scope["headers"])
         try:
             authorize(service.auth, "router", received.authorization, received.principal)
-            call = build_call(parse_json(await _read_body(receive)), received)
+            call = self.api.build(parse_json(await _read_body(receive)), received)
             router: Router = service.router
             ctx = router.context(call.context)
         except ApiError as exc:
@@ -182,7 +194,7 @@ class ChatProxy:
             return
         watch = ClientWatch(receive)
         exchange = _Exchange(
-            send, watch, ctx.trace_id, lambda: router.table_for(ctx.tenant, ctx.business_line)[1].version
+            send, watch, ctx.trace_id, lambda: router.table_for(ctx.tenant, ctx.business_line)[1].version, self.api
         )
         try:
             with tracing.span_proxy_call(ctx.agent, None, stream=call.stream) as span:
@@ -208,7 +220,9 @@ class ChatProxy:
 class _Exchange:
     """One proxied request's response: whether it started, and how it ends."""
 
-    def __init__(self, send: Send, watch: ClientWatch, trace_id: str, version: Callable[[], int | None]) -> None:
+    def __init__(self, send: Send, watch: ClientWatch, trace_id: str, version: Callable[[], int | None],
+                 api: ProxyApi = CHAT_API) -> None:
+        self.api = api
         self.send = send
         self.watch = watch
         self.trace_id = trace_id
@@ -248,7 +262,7 @@ class _Exchange:
     # ------------------------------------------------------------------ plain
     async def complete(self, router: Router, ctx: RouteContext, request: dict[str, Any]) -> None:
         try:
-            completion, served = await router.executor.complete_served(ctx, request)
+            completion, served = await router.executor.complete_served(ctx, request, self.api.api)
         except TerminalAction as exc:
             await self.terminal_raised(exc)
             return
@@ -266,7 +280,7 @@ class _Exchange:
     # ------------------------------------------------------------------ streamed
     async def stream(self, router: Router, ctx: RouteContext, request: dict[str, Any]) -> None:
         previews: list[Served] = []
-        items = router.executor.stream_served(ctx, request, previews.append)
+        items = router.executor.stream_served(ctx, request, previews.append, self.api.api)
         served: Served | None = None
         try:
             async with aclosing(items):
@@ -279,7 +293,7 @@ class _Exchange:
                             await self._terminal_stream(previews[0], item, items)
                             return
                         await self._start_stream(previews[0] if previews else None)
-                    await self.send({"type": "http.response.body", "body": sse.chunk_event(item), "more_body": True})
+                    await self.send({"type": "http.response.body", "body": self.api.encode(item), "more_body": True})
         except TerminalAction as exc:
             await self.terminal_raised(exc)
             return
@@ -299,7 +313,7 @@ class _Exchange:
             self.span.record_served(served)
         if not self.started:
             await self._start_stream(served)
-        await self._end(sse.DONE)
+        await self._end(self.api.done)
 
     async def _start_stream(self, served: Served | None) -> None:
         headers = served_headers(served, self.trace_id) if served is not None else []

@@ -8,17 +8,19 @@
   else is left); every other field goes upstream untouched (tools, tool_choice, response_format, n, ...).
 - `estimated_tokens` is derived when not given: input ≈ characters of the messages / 4, output = the
   request's `max_completion_tokens` / `max_tokens`, so context-window and budget checks see the request.
+- Embeddings and Responses requests (`proxy_apis`) use the same reading with their own estimate, and may
+  require capabilities of every routed model (embeddings: `embeddings`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from routeguard.service.errors import ApiError
 
-__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers"]
+__all__ = ["CONTEXT_FIELDS", "ProxyCall", "Received", "build_call", "read_headers", "user_text"]
 
 # metadata key -> route request field
 CONTEXT_FIELDS: Mapping[str, str] = {
@@ -111,10 +113,39 @@ def _estimate(body: Mapping[str, Any]) -> dict[str, int]:
     return {"input": chars // _CHARS_PER_TOKEN + count * _TOKENS_PER_MESSAGE, "output": out_tokens}
 
 
-def build_call(body: Any, received: Received) -> ProxyCall:
-    """Raises ApiError (400/422) for a body that is not a chat request object."""
+def user_text(body: Mapping[str, Any]) -> str:
+    """The text of the request's user messages (what a learned primary scores), joined by blank lines."""
+    parts: list[str] = []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "\n\n".join(parts)
+
+
+def text_chars(value: Any) -> int:
+    """Characters of text in a string, or in a list of strings / parts with `text`."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(v) if isinstance(v, str) else text_chars(v.get("text") or v.get("content"))
+                   if isinstance(v, dict) else 0 for v in value)
+    return 0
+
+
+def build_call(
+    body: Any, received: Received, *, estimate: Callable[[Mapping[str, Any]], dict[str, int]] = _estimate,
+    requires: tuple[str, ...] = (), what: str = "a chat completion request",
+) -> ProxyCall:
+    """Raises ApiError (400/422) for a body that is not a request object. `requires`: capabilities every
+    routed model must have (added to the context's own)."""
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "the request body must be a JSON object (a chat completion request)")
+        raise ApiError(400, "invalid_request", f"the request body must be a JSON object ({what})")
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise ApiError(400, "invalid_request", "model: expected the agent id as a non-empty string")
@@ -145,5 +176,12 @@ def build_call(body: Any, received: Received) -> ProxyCall:
         context["metadata"] = {"policy": override}
     context.update(fields)
     if "estimated_tokens" not in context:
-        context["estimated_tokens"] = _estimate(body)
+        context["estimated_tokens"] = estimate(body)
+    given = context.get("capabilities")
+    if requires and (given is None or isinstance(given, str | list)):
+        listed = [given] if isinstance(given, str) else list(given or ())
+        context["capabilities"] = listed + [c for c in requires if c not in listed]
+    prompt = user_text(body)
+    if prompt:
+        context["prompt"] = prompt  # scored by the Router when the policy has a learned primary
     return ProxyCall(model, stream, context, request)

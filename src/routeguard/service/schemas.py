@@ -47,6 +47,7 @@ class RouteRequest(_In):
     sla_ms: float | None = None
     budget_usd: float | None = None
     metadata: dict[str, Any] | None = None
+    prompt: str | None = Field(None, description="the task text, scored for a learned primary (CONTRACT §7)")
 
 
 class DecisionOut(_Out):
@@ -63,6 +64,7 @@ class DecisionOut(_Out):
     terminal: dict[str, Any] | None
     cost_estimate_usd: float | None
     rejected: list[dict[str, str]]
+    score: float | None = None  # a learned primary's per-prompt score
 
 
 _Name = Annotated[str, Field(min_length=1, max_length=200)]  # names fit the store's columns

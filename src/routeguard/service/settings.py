@@ -60,3 +60,14 @@ class Settings:
     checkpoint_every_s: float = 300.0  # `--checkpoint-every`: the signed audit head is written this often (0: off)
     checkpoint_file: Path | None = None  # default: `<sqlite db>.checkpoint.json`, else none
     checkpoint_notifier: str | None = None  # `--checkpoint-notify`: also send each checkpoint to this notifier
+    retain_s: float = 30 * 86_400.0  # the outcome ledger keeps this long (`--retain`)
+    review_every_s: float | None = None  # `--review-every`: reviews that run themselves (off by default)
+    review_evals: Path | None = None  # `--review-evals`: evaluations for them (else the outcome ledger)
+    reviews_dir: Path = Path("routeguard-reviews")  # where their reports are kept (served by /v1/reviews)
+    artifact_dir: Path | None = None  # relative learned-primary artifacts (default: --config's directory, else cwd)
+
+    @property
+    def artifact_root(self) -> Path:
+        if self.artifact_dir is not None:
+            return self.artifact_dir
+        return self.config_path.parent if self.config_path is not None else Path.cwd()

@@ -40,6 +40,8 @@ from routeguard.service.checkpoints import CheckpointWriter, checkpoint_path
 from routeguard.service.fleet import FleetSync, default_replica_id
 from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.health_keeper import HealthKeeper
+from routeguard.service.ledger import LedgerFeed, LedgerRouter
+from routeguard.service.reviews import ReviewScheduler
 from routeguard.service.settings import Settings
 from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.service.trace_binding import TraceBook
@@ -97,9 +99,15 @@ class ServiceState:
             on_attempt=self.metrics.observe_notification,
             owner=self.replica_id,
         )
+        self.ledger = LedgerFeed(store, retain_s=settings.retain_s, clock=settings.clock)
+        self.reviews = ReviewScheduler(
+            self, every_s=settings.review_every_s, directory=settings.reviews_dir, evals=settings.review_evals
+        )
         self.health_keeper = HealthKeeper(store)
         # audit + outbox first (the outbox row exists before the dispatcher is kicked), then durable health
-        self.pump = EventPump([self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on]).start()
+        self.pump = EventPump(
+            [self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on, self.reviews.observe]
+        ).start()
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
         self.fleet_health: FleetHealth | None = None  # with --redis: health shared with the fleet
@@ -150,7 +158,10 @@ class ServiceState:
         return state
 
     def _new_router(self, live: LiveTables, *, legacy: bool) -> Router:
-        router = Router(live.stable, clock=self.settings.clock, legacy=legacy)
+        router = LedgerRouter(
+            live.stable, clock=self.settings.clock, legacy=legacy, artifact_root=self.settings.artifact_root
+        )
+        router.ledger = self.ledger  # every outcome reported to it is written to the outcome ledger
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
         if self.fleet_health is not None:
@@ -341,6 +352,8 @@ class ServiceState:
             self.fleet_health.start()
         self.dispatcher.start()
         self.fleet.start()
+        self.ledger.start()
+        self.reviews.start()
         tracing.configure_tracing()
         if self._checkpointer is None and self.checkpoints.enabled:
             self._checkpointer = asyncio.get_running_loop().create_task(
@@ -381,7 +394,9 @@ class ServiceState:
         if self.fleet_health is not None:
             await asyncio.to_thread(self.fleet_health.stop)
         await asyncio.to_thread(self.pump.stop)
+        await self.reviews.stop()
         await self.dispatcher.stop()
+        await self.ledger.stop()
         tracing.shutdown_tracing()
         for old in self._retired:
             await old.aclose()

@@ -74,6 +74,7 @@ class TrafficLine:
     language: str | None = None
     at_s: float = 0.0
     until_s: float | None = None
+    prompts: tuple[str, ...] = ()  # arrivals carry these in turn (a learned primary scores them)
 
     def context(self) -> dict[str, Any]:
         """The route request (CONTRACT §3) of this line, without a trace id."""

@@ -133,6 +133,8 @@ _LINE = frozenset(
         "language",
         "at",
         "until",
+        "prompt",
+        "prompts",
     }
 )
 _FAULT = frozenset(
@@ -188,7 +190,24 @@ def _line(path: str, item: object) -> TrafficLine:
         language=r.text("language"),
         at_s=r.duration("at", 0.0) or 0.0,
         until_s=r.duration("until"),
+        prompts=_prompts(path, r.data),
     )
+
+
+def _prompts(path: str, data: Mapping[str, object]) -> tuple[str, ...]:
+    """``prompt: text`` or ``prompts: [text, …]`` (arrivals take them in turn), for a learned primary."""
+    if data.get("prompt") is not None and data.get("prompts") is not None:
+        raise ScenarioError(f"{path}: give prompt or prompts, not both")
+    if isinstance(data.get("prompt"), str):
+        return (str(data["prompt"]),)
+    if data.get("prompt") is not None:
+        raise ScenarioError(f"{path}.prompt: expected a string")
+    value = data.get("prompts")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ScenarioError(f"{path}.prompts: expected a non-empty list of strings")
+    return tuple(value)
 
 
 def _fault(path: str, item: object) -> Fault:

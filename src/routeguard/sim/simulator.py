@@ -132,7 +132,8 @@ class Simulation:
         self.scenario = scenario
         self.scheduler = Scheduler(scenario.start if scenario.start is not None else today_utc())
         table = compile_bundle(loaded.bundle, content_hash=loaded.content_hash)
-        router = _SimRouter(table, clock=self.scheduler.now)
+        root = Path(loaded.source).parent if loaded.source else None  # learned artifacts sit next to the bundle
+        router = _SimRouter(table, clock=self.scheduler.now, artifact_root=root)
         router.latency_ns, router.watch = [], self._watch
         router.untraced = not scenario.clients_report_trace_ids
         self.router: Router = router

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,13 @@ class PoissonTraffic:
     ) -> None:
         rate, stream = line.rps, line.stream
         first = line.at_s + rng.expovariate(rate)
+        # one long-lived context per prompt: the simulator caches a template's fields by identity
+        variants = tuple(replace(template, prompt=p) for p in line.prompts) or (template,)
+        sent = [0]
 
         def fire() -> None:
-            submit(template, stream, index)
+            submit(variants[sent[0] % len(variants)], stream, index)
+            sent[0] += 1
             nxt = scheduler.t + rng.expovariate(rate)
             if nxt < end:
                 scheduler.call_at(nxt, fire)

@@ -24,6 +24,7 @@ from routeguard.store._codec import utc, utcnow
 from routeguard.store.audit import AuditLog
 from routeguard.store.fleet import FleetStore
 from routeguard.store.health_state import HealthStateStore
+from routeguard.store.ledger import OutcomeLedger
 from routeguard.store.outbox import Outbox
 from routeguard.store.policies import PolicyStore
 from routeguard.store.queue import HumanQueue
@@ -169,6 +170,7 @@ class Store:
         self.events = RouteLog(db)
         self.health = HealthStateStore(db)
         self.fleet = FleetStore(db)
+        self.ledger = OutcomeLedger(db)  # the outcome ledger (CONTRACT §7)
 
     @property
     def engine(self) -> Engine:

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,6 +34,7 @@ __all__ = [
     "HumanQueueRow",
     "JSONText",
     "OutboxRow",
+    "OutcomeRow",
     "PolicyVersionRow",
     "PublicationRow",
     "ReplicaRow",
@@ -247,3 +250,28 @@ class RouteServingRow(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     audit_seq: Mapped[int] = mapped_column(Integer, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OutcomeRow(Base):
+    """The outcome ledger (CONTRACT §7): one row per served call or reported outcome; kept `--retain` (30d)."""
+
+    __tablename__ = "outcome_ledger"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    trace_id: Mapped[str | None] = mapped_column(String(100))
+    policy: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int | None] = mapped_column(Integer)
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    task_class: Mapped[str | None] = mapped_column(String(200))
+    data_class: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    ok: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    error: Mapped[str | None] = mapped_column(String(32))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[float | None] = mapped_column(Float)

@@ -371,9 +371,9 @@ class LeanClient:
 
     def _httpx(self) -> Any:
         if self._fallback is None:
-            from routeguard.execution.providers.openai_http import make_client
+            from routeguard.execution.providers.transport import make_httpx_transport
 
-            self._fallback = make_client(trust_env=self._trust_env)
+            self._fallback = make_httpx_transport(trust_env=self._trust_env)
         return self._fallback
 
     def _ssl_context(self) -> ssl.SSLContext:
