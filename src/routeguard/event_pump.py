@@ -45,6 +45,7 @@ class EventPump:
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.queued = 0  # events ever queued; with `delivered`, the barrier of wait_idle
         self.delivered = 0
         self.retries = 0
         self.failures = 0  # best-effort sink failures
@@ -54,6 +55,7 @@ class EventPump:
         """Queue one event (non-blocking): the Router's subscriber."""
         with self._cond:
             self._queue.append(event)
+            self.queued += 1
             self._cond.notify_all()
 
     @property
@@ -68,10 +70,12 @@ class EventPump:
         return self
 
     def wait_idle(self, timeout_s: float = 2.0) -> bool:
-        """Wait until every event queued so far is delivered (or the timeout); whether it is."""
+        """Wait until every event queued before this call is delivered (or the timeout); whether it is.
+        Events queued meanwhile by others are not waited for, so a busy pump never holds a reader up for long."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._queue or self._busy:
+            mark = self.queued
+            while self.delivered < mark:
                 if not self._thread.is_alive():
                     return False
                 left = deadline - time.monotonic()

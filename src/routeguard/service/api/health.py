@@ -63,6 +63,7 @@ def put_health(model: str, body: HealthSignalIn, request: Request, principal: Pr
     payload = {"model": model, "status": body.status, "source": body.source, "ttl_s": ttl_s,
                "override": body.override, "principal": principal.name}
     state.store.events.record_event("health.signal", payload, actor=principal.name)
+    state.settle()  # acknowledged only once the routing change it caused is in the audit log
     state.health_keeper.save()
     return {
         "model": model,
@@ -88,6 +89,7 @@ def delete_signal(model: str, source: str, request: Request, principal: Principa
         raise ApiError(404, "unknown_signal", f"no signal from {source!r} for {model!r}")
     payload = {"model": model, "source": source, "principal": principal.name}
     state.store.events.record_event("health.signal_withdrawn", payload, actor=principal.name)
+    state.settle()  # acknowledged only once the routing change it caused is in the audit log
     state.health_keeper.save()
     return {"model": model, "source": source, "withdrawn": True, "health": state.router.health().get(model, {})}
 

@@ -59,6 +59,10 @@ async def outcomes(request: Request, principal: Principal = ROUTER_OR_SIGNALER) 
     parsed = _parse(body, state.known_models())
     state.traces.admit(parsed, principal.has("signaler"), isinstance(body, list))
     await _report(state.router, parsed)
+    if state.pump.pending:  # acknowledged once a routing change these outcomes caused is in the audit log
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(state.settle)
     return json_response({"accepted": len(parsed), "count": len(parsed)}, 202)
 
 

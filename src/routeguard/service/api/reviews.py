@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, Response
 
 from routeguard.service.api.deps import ERRORS, OPERATOR, VIEWER, get_state, json_response
 from routeguard.service.errors import ApiError
+from routeguard.service.schemas import ErrorBody
 
 router = APIRouter(tags=["review"])
 
@@ -34,7 +35,10 @@ async def run_review_now(request: Request, _p: Any = OPERATOR) -> Response:
     return json_response(summary, 201)
 
 
-@router.get("/v1/reviews/{review_id}", responses=ERRORS, summary="One review with its report")
+_UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown_review"}}
+
+
+@router.get("/v1/reviews/{review_id}", responses={**ERRORS, **_UNKNOWN}, summary="One review with its report")
 def get_review(review_id: str, request: Request, _p: Any = VIEWER) -> Response:
     reviews = get_state(request).reviews
     summary = reviews.file(review_id, "summary.json")
@@ -46,7 +50,9 @@ def get_review(review_id: str, request: Request, _p: Any = VIEWER) -> Response:
     return json_response(body)
 
 
-@router.get("/v1/reviews/{review_id}/{name}", responses=ERRORS, summary="A file of one review's report")
+@router.get(
+    "/v1/reviews/{review_id}/{name}", responses={**ERRORS, **_UNKNOWN}, summary="A file of one review's report"
+)
 def review_file(review_id: str, name: str, request: Request, _p: Any = VIEWER) -> Response:
     path = get_state(request).reviews.file(review_id, name)
     if path is None:

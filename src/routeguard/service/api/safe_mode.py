@@ -15,10 +15,11 @@ router = APIRouter(tags=["safe mode"])
 
 
 def set_safe_mode(body: SafeModeIn, request: Request, principal: Principal = OPERATOR) -> dict[str, Any]:
-    """Switch safe mode; in effect before the answer."""
-    return lifecycle.set_safe_mode(
-        get_state(request), body.enabled, body.tenant, body.reason, principal.name, body.expected_duration
-    )
+    """Switch safe mode; in effect before the answer, and the routing changes it caused logged."""
+    state = get_state(request)
+    out = lifecycle.set_safe_mode(state, body.enabled, body.tenant, body.reason, principal.name, body.expected_duration)
+    state.settle()
+    return out
 
 
 def get_safe_mode(request: Request, _p: Any = OPERATOR) -> dict[str, Any]:
