@@ -10,6 +10,7 @@ Creates a fresh database on the test server (dropped afterwards), starts three r
     connections spread over the replicas, from a SECOND process, for `--seconds` (bounded, loopback only).
 
     .venv/bin/python bench/fleet.py [--rounds 50] [--seconds 5] [--concurrency 32] [--json]
+    .venv/bin/python bench/fleet.py --redis redis://127.0.0.1:6379/0 [--rate 500]   # + (c), (d): bench/fleet_redis.py
     ROUTEGUARD_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test  (the default)
 
 Every process shares this machine's CPUs: with 2 cores, three replicas and the load generator compete for
@@ -143,10 +144,11 @@ def _database() -> Iterator[str]:
 
 
 @contextmanager
-def _replica(db: str, name: str, cwd: Path) -> Iterator[int]:
+def _replica(db: str, name: str, cwd: Path, redis: str | None = None) -> Iterator[int]:
     port = _free_port()
     cmd = [sys.executable, "-c", "from routeguard.cli import main; main()", "serve", "--db", db,
            "--config", str(EXAMPLE), "--port", str(port), "--replica-id", name, "--event-log-level", "warning"]
+    cmd += ["--redis", redis] if redis else []
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -250,29 +252,79 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--poll-ms", type=float, default=5.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--redis", help="also measure fleet-wide health over this Redis (bench/fleet_redis.py)")
+    parser.add_argument("--rate", type=float, default=500.0, help="steady rate of the HTTP latency runs (with --redis)")
+    parser.add_argument("--only-redis", action="store_true", help="skip the governance and throughput parts")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         client_main(args)
         return
-    with _database() as db, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        ports = [stack.enter_context(_replica(db, name, Path(tmp))) for name in "abc"]
-        result = {
-            "cpus": os.cpu_count(),
-            "propagation": asyncio.run(_propagation(ports, args.rounds, args.poll_ms / 1000)),
-            "throughput": _throughput(ports, args.concurrency, args.seconds),
-        }
+    result: dict[str, Any] = {"cpus": os.cpu_count()}
+    if not args.only_redis:
+        with _database() as db, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+            ports = [stack.enter_context(_replica(db, name, Path(tmp))) for name in "abc"]
+            result["propagation"] = asyncio.run(_propagation(ports, args.rounds, args.poll_ms / 1000))
+            result["throughput"] = _throughput(ports, args.concurrency, args.seconds)
+    if args.redis:
+        result.update(_with_redis(args))
     if args.json:
         print(json.dumps(result, indent=2))
         return
+    _print(result)
+
+
+def _with_redis(args: argparse.Namespace) -> dict[str, Any]:
+    """(c) on a fleet of three with `--redis`; (d) alternating runs on its replica `a` and on a lone replica
+    without Redis (started side by side, so both see the same machine load), the median run of each."""
+    import fleet_redis as fr
+
+    out: dict[str, Any] = {}
+    with _database() as db, _database() as plain_db, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        ports = [stack.enter_context(_replica(db, name, Path(tmp), args.redis)) for name in "abc"]
+        plain = stack.enter_context(_replica(plain_db, "plain", Path(tmp)))
+        time.sleep(1.0)
+        runs: dict[str, list[dict[str, Any]]] = {"without_redis": [], "with_redis": []}
+        for _ in range(3):
+            runs["without_redis"].append(asyncio.run(fr.paced(plain, args.rate, args.seconds)))
+            runs["with_redis"].append(asyncio.run(fr.paced(ports[0], args.rate, args.seconds)))
+        for key, rows in runs.items():
+            out[f"http_{key}"] = sorted(rows, key=lambda r: r["p99_ms"])[len(rows) // 2]
+            out[f"http_{key}"]["runs_p99_ms"] = [r["p99_ms"] for r in rows]
+        out["ejection"] = asyncio.run(fr.ejection(ports, _bundle("triage-v3"), args.rounds, args.poll_ms / 1000))
+    from routeguard.store.redis_bus import fleet_prefix
+
+    fr.forget(args.redis, fleet_prefix(db))
+    raw = _bundle("triage-v3")
+    out["in_process"] = [fr.in_process(raw, None), fr.in_process(raw, args.redis)]
+    return out
+
+
+def _print(result: dict[str, Any]) -> None:
     print(f"fleet of 3 replicas on one PostgreSQL database, {result['cpus']} CPUs, loopback")
-    for kind, fig in result["propagation"].items():
+    for kind, fig in result.get("propagation", {}).items():
         print(f"  {kind:9} propagation to the other replicas: p50 {fig['p50_ms']} ms, p99 {fig['p99_ms']} ms, "
               f"max {fig['max_ms']} ms over {fig['samples']} ({fig['within_1s']} within 1 s; target p99 ≤ 1 s)")
-    for row in result["throughput"]:
+    for row in result.get("throughput", []):
         print(f"  /v1/route with {row['replicas']} replica(s): {row['rps']} req/s, p50 {row['p50_ms']} ms, "
               f"p99 {row['p99_ms']} ms, {row['errors']} errors")
+    if "ejection" in result:
+        fig = result["ejection"]
+        print(f"  ejection propagation over Redis (outcomes on one replica -> the other two route around it): "
+              f"p50 {fig['p50_ms']} ms, p99 {fig['p99_ms']} ms, max {fig['max_ms']} ms over {fig['samples']} "
+              f"({fig['within_1s']} within 1 s; target p99 ≤ 1 s)")
+        print(f"  probes reaching the recovering model per probing period (budget {fig['probe_budget']}, bursts on "
+              f"all replicas): max {fig['probes_max']} over {fig['probing_periods']} periods "
+              f"{fig['probes_per_period']}")
+        for key in ("http_without_redis", "http_with_redis"):
+            row = result[key]
+            print(f"  POST /v1/route at {row['rate']:g}/s, one replica, {key[5:].replace('_', ' ')}: "
+                  f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['errors']} errors "
+                  f"(median of runs with p99 {row['runs_p99_ms']} ms)")
+        for row in result["in_process"]:
+            print(f"  Router.decide in process, {'with a Redis link' if row['redis'] else 'no Redis'}: "
+                  f"p50 {row['p50_us']} µs, p99 {row['p99_us']} µs over {row['decisions']}")
 
 
 if __name__ == "__main__":

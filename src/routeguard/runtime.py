@@ -21,6 +21,7 @@ from routeguard.core.decision import Decision, DecisionStatus
 from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
 from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
 from routeguard.core.health import HealthTracker
+from routeguard.core.health_fleet import FleetTracker
 from routeguard.core.health_view import HealthState
 from routeguard.core.model import Bundle, HealthConfig
 from routeguard.core.outcome import Outcome
@@ -28,6 +29,7 @@ from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
+from routeguard.runtime_fleet import FleetControls, FleetPort, ProbeGate
 from routeguard.runtime_health import HealthControls
 from routeguard.runtime_learned import LearnedScorers
 from routeguard.runtime_views import WithoutProbes, health_snapshot
@@ -47,7 +49,7 @@ def _new_trace_id() -> str:
     return os.urandom(16).hex()
 
 
-class Router(HealthControls):
+class Router(FleetControls, HealthControls):
     """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
 
     def __init__(
@@ -65,7 +67,7 @@ class Router(HealthControls):
         self._legacy = legacy
         self._tables: dict[str, RoutingTable] = {}
         self._scope_of: Callable[[str | None, str | None], str] = lambda _tenant, _line: STABLE_SCOPE
-        self._tracker = HealthTracker()
+        self._tracker = FleetTracker()
         self._routes = RouteState()
         self._bus = EventBus()
         self._safe = SafeMode()
@@ -77,6 +79,9 @@ class Router(HealthControls):
         self._canary_scopes: set[str] = set()
         self._no_probes = WithoutProbes(self._tracker)
         self._executor: Executor | None = None
+        self._fleet_port: FleetPort | None = None  # with `serve --redis`: health shared with the fleet
+        self._gate: ProbeGate | None = None
+        self._adopted: set[tuple[str, str]] = set()
         self._executor_options = dict(executor_options or {})
         self.set_tables({STABLE_SCOPE: table})
 
@@ -198,10 +203,12 @@ class Router(HealthControls):
         with self._lock:
             now = self._clock()
             scope, table = self.table_for(ctx.tenant, ctx.business_line)
-            decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
-            if decision.probe and decision.model is not None:
-                # the decision carries its permit: taken under the same lock that judged it admitted
-                self._tracker.begin_probe(decision.policy, decision.model, now)
+            view = self._gate if self._gate is not None else self._tracker
+            decision = decide(ctx, table, view, self._safe, now, self._ramp_for(ctx, table, scope))
+            # the decision carries its permit: taken under the same lock that judged it admitted
+            if (decision.probe and decision.model is not None
+                    and self._tracker.begin_probe(decision.policy, decision.model, now)):
+                self._fleet_probe(decision, now)
             events = self._refresh(now)
         self._emit_all(events)
         return decision
@@ -249,6 +256,10 @@ class Router(HealthControls):
                 tokens=out.input_tokens + out.output_tokens,
                 quality=out.quality,
             )
+            if self._fleet_port is not None:
+                self._fleet_port.put({"k": "o", "m": out.model, "ok": out.ok, "e": out.error, "q": out.quality,
+                                      "l": out.latency_ms / 1000 if out.latency_ms is not None else None,
+                                      "t": out.input_tokens + out.output_tokens})
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
             # transition, else at most once a second — not on every outcome). A good outcome of a healthy
@@ -335,11 +346,16 @@ class Router(HealthControls):
 
     def _health_events(self) -> list[Event]:
         """Health transitions of models a policy actually routes to (the tracker judges every pair)."""
-        return [
+        events = [
             HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
             for t in self._tracker.drain_transitions()
             if (t.policy, t.model) in self._pairs
         ]
+        if self._fleet_port is not None:
+            for event in events:
+                if event.to_state == "unhealthy":
+                    self._fleet_ejected(event.policy, event.model)
+        return [*events]
 
     def routes(self) -> list[dict[str, Any]]:
         with self._lock:

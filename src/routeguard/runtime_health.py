@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from routeguard.core.events import Event
-from routeguard.core.health import HealthTracker
+from routeguard.core.health_fleet import FleetTracker
 from routeguard.core.model import HealthConfig, Model
 from routeguard.core.route_state import RouteState
 from routeguard.core.table import RoutingTable
@@ -23,7 +23,7 @@ __all__ = ["HealthControls"]
 class HealthControls:
     _lock: threading.RLock
     _clock: Callable[[], float]
-    _tracker: HealthTracker
+    _tracker: FleetTracker
     _routes: RouteState
     _tables: dict[str, RoutingTable]
     _users: dict[str, list[tuple[str, HealthConfig]]]
@@ -36,6 +36,9 @@ class HealthControls:
         raise NotImplementedError
 
     def _emit_all(self, events: list[Event]) -> None:  # pragma: no cover - Router
+        raise NotImplementedError
+
+    def _fleet_put(self, item: dict[str, Any]) -> None:  # pragma: no cover - FleetControls
         raise NotImplementedError
 
     def signal(
@@ -52,6 +55,8 @@ class HealthControls:
         with self._lock:
             now = self._clock()
             self._tracker.signal(model, status, now, ttl_s=ttl_s, source=source, override=override)
+            self._fleet_put({"k": "s", "m": model, "st": status, "ttl": ttl_s, "src": source, "ov": override,
+                             "at": now})
             events = self._refresh(now, force=True)
         self._emit_all(events)
 
@@ -60,6 +65,8 @@ class HealthControls:
         with self._lock:
             now = self._clock()
             found = self._tracker.withdraw(model, source)
+            if found:
+                self._fleet_put({"k": "w", "m": model, "src": source})
             events = self._refresh(now, force=True) if found else []
         self._emit_all(events)
         return found
@@ -69,6 +76,7 @@ class HealthControls:
         with self._lock:
             now = self._clock()
             self._tracker.check_result(model, ok, now, error, interval_s)
+            self._fleet_put({"k": "c", "m": model, "ok": ok, "e": error, "iv": interval_s})
             events = self._refresh(now, force=True)
         self._emit_all(events)
 

@@ -54,7 +54,12 @@ def serve(
     db: DbOpt = None,
     redis: Annotated[
         str | None,
-        typer.Option("--redis", help="PLANNED: fleet-wide health (governance is shared through --db already)"),
+        typer.Option(
+            "--redis",
+            envvar="ROUTEGUARD_REDIS",
+            help="redis://… shared by the fleet: fleet-wide health (outcomes, ejections, probe budget, signals, "
+            "quotas, per-principal rates) and one active check per model per interval; governance needs only --db",
+        ),
     ] = None,
     auth: Annotated[Path | None, typer.Option("--auth", help="YAML list of {name, token, roles}")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
@@ -137,11 +142,15 @@ def serve(
     except ValueError as exc:
         err_console.print(f"[red]error[/]: --event-log-level: {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    if redis and "://" not in redis:
+        err_console.print("[red]error[/]: --redis: expected a URL like redis://host:6379/0")
+        raise typer.Exit(2)
     if redis:
-        err_console.print(
-            "[yellow]warning[/]: --redis is planned, not implemented yet: each replica judges health from its "
-            "own traffic (publications and safe mode are shared through the store); the link shows in /v1/cluster"
-        )
+        try:
+            import redis as _redis_client  # noqa: F401
+        except ModuleNotFoundError as exc:
+            err_console.print(escape("error: --redis needs the 'redis' package: pip install 'routeguard[cluster]'"))
+            raise typer.Exit(2) from exc
     from routeguard.core.durations import parse_duration
 
     try:
@@ -180,6 +189,8 @@ def serve(
         f"{'tokens' if not state.auth.open else 'no tokens: loopback development mode'}, "
         f"replica {escape(state.replica_id)})"
     )
+    if redis:
+        err_console.print(f"routeguard: fleet-wide health over {escape(_shown(redis))} (keys {state.redis_prefix}*)")
     _print_hint(state, f"{scheme}://{host}:{port}")
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: shorter pauses while serving

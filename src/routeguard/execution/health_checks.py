@@ -7,7 +7,8 @@ text, whatever its content or finish reason, so reasoning models that spend thei
 
 The same checker runs in the service (real time, an asyncio task) and in the simulator (virtual time):
 the caller asks :meth:`ActiveChecker.due` for the models to check now and awaits :meth:`check` for each.
-In a fleet, one replica checks each model per interval (issue: a Redis lock; one process checks now).
+In a fleet with ``--redis``, one replica checks each model per interval: the service takes a Redis lock
+(``SET NX PX``) before each check it finds due (``ServiceState._claim_check``); the result reaches the others.
 """
 
 from __future__ import annotations

@@ -43,7 +43,10 @@ def _redis(state: ServiceState) -> dict[str, Any] | None:
     if not url:
         return None
     shown = make_url(url).render_as_string(hide_password=True) if "://" in url else "redis"
-    return {"url": shown, "status": state.fleet.redis_status or "unknown"}
+    link = state.fleet_health
+    if link is None:
+        return {"url": shown, "status": state.fleet.redis_status or "unknown"}
+    return {"url": shown, **link.describe()}
 
 
 def cluster_view(state: ServiceState) -> dict[str, Any]:

@@ -37,7 +37,8 @@ from routeguard.service.audit_sink import AuditSink
 from routeguard.service.auth import AuthConfig, check_exposure, is_loopback, load_auth_file
 from routeguard.service.bootstrap import BootReport, bootstrap
 from routeguard.service.checkpoints import CheckpointWriter, checkpoint_path
-from routeguard.service.fleet import FleetSync, default_replica_id, redis_ping
+from routeguard.service.fleet import FleetSync, default_replica_id
+from routeguard.service.fleet_health import FleetHealth
 from routeguard.service.health_keeper import HealthKeeper
 from routeguard.service.ledger import LedgerFeed, LedgerRouter
 from routeguard.service.reviews import ReviewScheduler
@@ -46,6 +47,7 @@ from routeguard.service.tables import EMPTY_TABLE, LiveTables, TableCache
 from routeguard.service.trace_binding import TraceBook
 from routeguard.store.db import Store, open_store
 from routeguard.store.models import SafeModeState
+from routeguard.store.redis_bus import RedisBus, fleet_prefix
 from routeguard.store.rollout import Rollout
 from routeguard.telemetry import logs, tracing
 from routeguard.telemetry.metrics import RoutingMetrics
@@ -108,6 +110,11 @@ class ServiceState:
         ).start()
         self.traces = TraceBook()
         self._checker: ActiveChecker | None = None
+        self.fleet_health: FleetHealth | None = None  # with --redis: health shared with the fleet
+        self.redis_prefix = fleet_prefix(settings.db_url)  # one fleet = one store: its keys in Redis
+        if settings.redis_url:
+            bus = RedisBus(settings.redis_url, self.redis_prefix)
+            self.fleet_health = FleetHealth(bus, self.replica_id, lambda: self.router, auth.limiter)
         self.router = self._new_router(self._live, legacy=report.legacy_table is not None)
         self._ticker: asyncio.Task[None] | None = None
         self._checks: asyncio.Task[None] | None = None
@@ -127,7 +134,7 @@ class ServiceState:
             poll_s=settings.fleet_poll_s,
             heartbeat_s=settings.heartbeat_s,
             address=f"{settings.host}:{settings.port}",
-            redis_probe=redis_ping(settings.redis_url) if settings.redis_url else None,
+            redis_probe=self.fleet_health.status if self.fleet_health is not None else None,  # the link's state
         )
 
     # ------------------------------------------------------------------ construction
@@ -157,6 +164,8 @@ class ServiceState:
         router.ledger = self.ledger  # every outcome reported to it is written to the outcome ledger
         router.set_tables(live.tables, live.scope_function())
         router.subscribe(self.pump)  # events leave through the pump: no store write on the decision path
+        if self.fleet_health is not None:
+            router.attach_fleet(self.fleet_health)
         executor = router.executor
         executor.queue = self.queue
         executor.observers.append(self.metrics.observe_served)
@@ -323,6 +332,8 @@ class ServiceState:
                     self._checker = ActiveChecker(router, router.executor.providers.get)
                 checker = self._checker
                 for model in await asyncio.to_thread(checker.due, self.settings.clock()):
+                    if not await self._claim_check(model.name, model.health_check):
+                        continue  # another replica checks it this interval; its result reaches us by Redis
                     task = asyncio.get_running_loop().create_task(checker.check(model))
                     running.add(task)
                     task.add_done_callback(running.discard)
@@ -330,7 +341,15 @@ class ServiceState:
                 log.exception("active health checks failed")
             await asyncio.sleep(_CHECK_EVERY_S)
 
+    async def _claim_check(self, model: str, check: Any) -> bool:
+        link = self.fleet_health
+        if link is None or check is None:
+            return True
+        return await asyncio.to_thread(link.claim_check, model, float(check.interval_s))
+
     def start(self) -> None:
+        if self.fleet_health is not None:
+            self.fleet_health.start()
         self.dispatcher.start()
         self.fleet.start()
         self.ledger.start()
@@ -372,6 +391,8 @@ class ServiceState:
                 await self._ticker
             self._ticker = None
         await self.fleet.stop()
+        if self.fleet_health is not None:
+            await asyncio.to_thread(self.fleet_health.stop)
         await asyncio.to_thread(self.pump.stop)
         await self.reviews.stop()
         await self.dispatcher.stop()

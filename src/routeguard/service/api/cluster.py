@@ -35,7 +35,13 @@ class ReplicaOut(BaseModel):
 
 class RedisLinkOut(BaseModel):
     url: str
-    status: str
+    status: str = Field(description="`up` or `down` (with `--redis`: this replica's link, as of now)")
+    error: str | None = Field(None, description="while down: the last error's class")
+    down_since: float | None = Field(None, description="while down: since when (epoch seconds)")
+    backlog: int | None = Field(None, description="health items waiting to be pushed (kept while Redis is down)")
+    pushed: int | None = Field(None, description="health items this replica pushed since it started")
+    applied: int | None = Field(None, description="other replicas' health items applied here")
+    leases: list[str] | None = Field(None, description="probe leases held: `policy/model`")
 
 
 class ClusterOut(BaseModel):

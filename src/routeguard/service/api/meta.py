@@ -32,6 +32,8 @@ def readyz(request: Request) -> JSONResponse:
     serving = bool(router.table.policies)
     checks["policies"] = "ok" if serving else "no published policy version"
     ready = checks["store"] == "ok" and serving
+    if state.fleet_health is not None:  # informational: losing Redis degrades health to per-replica, not readiness
+        checks["redis"] = "up" if state.fleet_health.up else "down"
     body = {
         "status": "ready" if ready else "not_ready",
         "version": state.serving_version(),
