@@ -28,6 +28,7 @@ from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
+from routeguard.runtime_deployments import DeploymentControls
 from routeguard.runtime_health import HealthControls
 from routeguard.runtime_learned import LearnedScorers
 from routeguard.runtime_views import WithoutProbes, health_snapshot
@@ -47,7 +48,7 @@ def _new_trace_id() -> str:
     return os.urandom(16).hex()
 
 
-class Router(HealthControls):
+class Router(HealthControls, DeploymentControls):
     """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
 
     def __init__(
@@ -78,6 +79,8 @@ class Router(HealthControls):
         self._no_probes = WithoutProbes(self._tracker)
         self._executor: Executor | None = None
         self._executor_options = dict(executor_options or {})
+        self._deployment_names: dict[str, tuple[str, ...]] = {}
+        self._drained: set[str] = set()
         self.set_tables({STABLE_SCOPE: table})
 
     # ----------------------------------------------------------------- construction
@@ -118,6 +121,7 @@ class Router(HealthControls):
                 if old is None or old.content_hash != table.content_hash or old.version != table.version:
                     self._routes.publish(table, scope, now)
             self._tables = dict(tables)
+            self._index_deployments()
             self._canary_scopes = {
                 scope for scope, table in tables.items()
                 if any(cp.policy.canary is not None for cp in table.policies.values())
@@ -199,6 +203,8 @@ class Router(HealthControls):
             now = self._clock()
             scope, table = self.table_for(ctx.tenant, ctx.business_line)
             decision = decide(ctx, table, self._tracker, self._safe, now, self._ramp_for(ctx, table, scope))
+            if decision.model in self._deployment_names:
+                decision = self._name_deployment(decision, table, ctx.region, now)
             if decision.probe and decision.model is not None:
                 # the decision carries its permit: taken under the same lock that judged it admitted
                 self._tracker.begin_probe(decision.policy, decision.model, now)
@@ -240,15 +246,18 @@ class Router(HealthControls):
         with self._lock:
             now = self._clock()
             fallback = self._fallback_traces.pop(out.trace_id, None) if out.trace_id else None
-            self._tracker.record(
-                out.model,
-                ok=out.ok,
-                now=now,
-                error_class=out.error,
-                latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
-                tokens=out.input_tokens + out.output_tokens,
-                quality=out.quality,
-            )
+            # an outcome naming a deployment feeds that deployment's breaker, and the model's only when it
+            # succeeded or no deployment of the model can serve any more (CONTRACT §1 deployments)
+            if out.deployment is None or self._report_deployment(out, now):
+                self._tracker.record(
+                    out.model,
+                    ok=out.ok,
+                    now=now,
+                    error_class=out.error,
+                    latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
+                    tokens=out.input_tokens + out.output_tokens,
+                    quality=out.quality,
+                )
             # judge this model under every policy that names it: a health transition caused by this
             # outcome is taken now, and then every route is re-checked (the full refresh runs on a
             # transition, else at most once a second — not on every outcome). A good outcome of a healthy
@@ -335,11 +344,13 @@ class Router(HealthControls):
 
     def _health_events(self) -> list[Event]:
         """Health transitions of models a policy actually routes to (the tracker judges every pair)."""
-        return [
-            HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
-            for t in self._tracker.drain_transitions()
-            if (t.policy, t.model) in self._pairs
-        ]
+        events: list[Event] = []
+        for t in self._tracker.drain_transitions():
+            if (t.policy, t.model) in self._pairs:
+                events.append(HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at))
+            elif self._deployment_names and (named := self._deployment_event(t)) is not None:
+                events.append(named)  # a deployment's own breaker moved (CONTRACT §1 deployments)
+        return events
 
     def routes(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -352,7 +363,7 @@ class Router(HealthControls):
             models: set[str] = set()
             for table in self._tables.values():
                 models.update(table.bundle.models)
-            return health_snapshot(self._tracker.states(self._clock()), models)
+            return health_snapshot(self._tracker.states(self._clock()), models, self._deployment_names)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, sink: EventSink) -> Callable[[], None]:
