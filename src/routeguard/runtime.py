@@ -29,6 +29,7 @@ from routeguard.core.route_state import RouteState
 from routeguard.core.safe_mode_auto import FallbackFailureWindow
 from routeguard.core.table import RoutingTable, compile_bundle, content_hash
 from routeguard.event_bus import EventBus
+from routeguard.runtime_deployments import DeploymentControls
 from routeguard.runtime_fleet import FleetControls, FleetPort, ProbeGate
 from routeguard.runtime_health import HealthControls
 from routeguard.runtime_learned import LearnedScorers
@@ -49,7 +50,7 @@ def _new_trace_id() -> str:
     return os.urandom(16).hex()
 
 
-class Router(FleetControls, HealthControls):
+class Router(FleetControls, HealthControls, DeploymentControls):
     """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
 
     def __init__(
@@ -83,6 +84,8 @@ class Router(FleetControls, HealthControls):
         self._gate: ProbeGate | None = None
         self._adopted: set[tuple[str, str]] = set()
         self._executor_options = dict(executor_options or {})
+        self._deployment_names: dict[str, tuple[str, ...]] = {}
+        self._drained: set[str] = set()
         self.set_tables({STABLE_SCOPE: table})
 
     # ----------------------------------------------------------------- construction
@@ -123,6 +126,7 @@ class Router(FleetControls, HealthControls):
                 if old is None or old.content_hash != table.content_hash or old.version != table.version:
                     self._routes.publish(table, scope, now)
             self._tables = dict(tables)
+            self._index_deployments()
             self._canary_scopes = {
                 scope for scope, table in tables.items()
                 if any(cp.policy.canary is not None for cp in table.policies.values())
@@ -205,6 +209,8 @@ class Router(FleetControls, HealthControls):
             scope, table = self.table_for(ctx.tenant, ctx.business_line)
             view = self._gate if self._gate is not None else self._tracker
             decision = decide(ctx, table, view, self._safe, now, self._ramp_for(ctx, table, scope))
+            if decision.model in self._deployment_names:
+                decision = self._name_deployment(decision, table, ctx.region, now)
             # the decision carries its permit: taken under the same lock that judged it admitted
             if (decision.probe and decision.model is not None
                     and self._tracker.begin_probe(decision.policy, decision.model, now)):
@@ -247,15 +253,18 @@ class Router(FleetControls, HealthControls):
         with self._lock:
             now = self._clock()
             fallback = self._fallback_traces.pop(out.trace_id, None) if out.trace_id else None
-            self._tracker.record(
-                out.model,
-                ok=out.ok,
-                now=now,
-                error_class=out.error,
-                latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
-                tokens=out.input_tokens + out.output_tokens,
-                quality=out.quality,
-            )
+            # an outcome naming a deployment feeds that deployment's breaker, and the model's only when it
+            # succeeded or no deployment of the model can serve any more (CONTRACT §1 deployments)
+            if out.deployment is None or self._report_deployment(out, now):
+                self._tracker.record(
+                    out.model,
+                    ok=out.ok,
+                    now=now,
+                    error_class=out.error,
+                    latency_s=out.latency_ms / 1000 if out.latency_ms is not None else None,
+                    tokens=out.input_tokens + out.output_tokens,
+                    quality=out.quality,
+                )
             if self._fleet_port is not None:
                 self._fleet_port.put({"k": "o", "m": out.model, "ok": out.ok, "e": out.error, "q": out.quality,
                                       "l": out.latency_ms / 1000 if out.latency_ms is not None else None,
@@ -346,16 +355,17 @@ class Router(FleetControls, HealthControls):
 
     def _health_events(self) -> list[Event]:
         """Health transitions of models a policy actually routes to (the tracker judges every pair)."""
-        events = [
-            HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at)
-            for t in self._tracker.drain_transitions()
-            if (t.policy, t.model) in self._pairs
-        ]
+        events: list[Event] = []
+        for t in self._tracker.drain_transitions():
+            if (t.policy, t.model) in self._pairs:
+                events.append(HealthChanged(t.policy, t.model, t.from_state.value, t.to_state.value, t.detail, t.at))
+            elif self._deployment_names and (named := self._deployment_event(t)) is not None:
+                events.append(named)  # a deployment's own breaker moved (CONTRACT §1 deployments)
         if self._fleet_port is not None:
             for event in events:
-                if event.to_state == "unhealthy":
+                if isinstance(event, HealthChanged) and event.to_state == "unhealthy" and event.deployment is None:
                     self._fleet_ejected(event.policy, event.model)
-        return [*events]
+        return events
 
     def routes(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -368,7 +378,7 @@ class Router(FleetControls, HealthControls):
             models: set[str] = set()
             for table in self._tables.values():
                 models.update(table.bundle.models)
-            return health_snapshot(self._tracker.states(self._clock()), models)
+            return health_snapshot(self._tracker.states(self._clock()), models, self._deployment_names)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, sink: EventSink) -> Callable[[], None]:

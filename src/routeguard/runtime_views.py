@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from routeguard.core.deployment import deployment_key, split_key
 from routeguard.core.health import HealthTracker, ModelStatus
 from routeguard.core.health_view import HealthState, ModelHealth
 from routeguard.core.model import HealthConfig
@@ -13,31 +14,47 @@ from routeguard.core.model import HealthConfig
 __all__ = ["WithoutProbes", "health_snapshot"]
 
 
-def health_snapshot(states: Mapping[str, ModelStatus], models: set[str]) -> dict[str, Any]:
+def health_snapshot(states: Mapping[str, ModelStatus], models: set[str],
+                    deployments: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """``GET /v1/health``: every model with its figures, its signals (the effective one and each source's), and
-    its state under each policy (the breaker: state, detail, cooldown left, probe budget left, ejections)."""
+    its state under each policy (the breaker: state, detail, cooldown left, probe budget left, ejections).
+    A model with deployments also lists each deployment's own figures and breaker per policy (``deployments``)."""
     out: dict[str, Any] = {}
-    for name in sorted(models | set(states)):
+    for name in sorted(models | {m for m in states if split_key(m)[1] is None}):
         status = states.get(name)
-        breakers = (status.breakers or {}) if status is not None else {}
         out[name] = {
             "figures": dataclasses.asdict(status.figures) if status is not None and status.figures else None,
             "signal": dataclasses.asdict(status.signal) if status is not None and status.signal else None,
             "signals": {src: dataclasses.asdict(sig) for src, sig in (status.signals or {}).items()}
             if status is not None else {},
-            "policies": {
-                p: {
-                    "state": h.state.value,
-                    "detail": h.detail,
-                    "cooldown_left_s": h.cooldown_left_s,
-                    "probes_left": h.probes_left,
-                    "ejections": breakers[p].ejections if p in breakers else 0,
-                    "reason": "quality" if h.by_quality else None,
-                }
-                for p, h in (status.policies.items() if status is not None else ())
-            },
+            "policies": _policies(status),
         }
+        names = (deployments or {}).get(name)
+        if names:
+            out[name]["deployments"] = {
+                d: {"figures": dataclasses.asdict(found.figures) if found is not None and found.figures else None,
+                    "policies": _policies(found)}
+                for d in names
+                for found in (states.get(deployment_key(name, d)),)
+            }
     return out
+
+
+def _policies(status: ModelStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {}
+    breakers = status.breakers or {}
+    return {
+        p: {
+            "state": h.state.value,
+            "detail": h.detail,
+            "cooldown_left_s": h.cooldown_left_s,
+            "probes_left": h.probes_left,
+            "ejections": breakers[p].ejections if p in breakers else 0,
+            "reason": "quality" if h.by_quality else None,
+        }
+        for p, h in status.policies.items()
+    }
 
 
 class WithoutProbes:

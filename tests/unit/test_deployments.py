@@ -1,5 +1,6 @@
 """A model served by several deployments (DeploymentSet): spread by weight, residency, failover inside the
-model before the executor sees a failure, never after output, and each deployment's own breaker."""
+model before the executor sees a failure, never after output, and each deployment's own breaker (the real one,
+here over a tracker of the set's own: 3 failures in a row eject, cooldown 30 s doubling, one probe closes)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 
 from routeguard.core.errors import ErrorClass, ProviderError
-from routeguard.execution.deployments import SERVED_DEPLOYMENT, DeploymentSet, Member
+from routeguard.core.model import HealthConfig
+from routeguard.execution.deployments import SERVED_DEPLOYMENT, DeploymentSet, LocalHealth, Member
 from routeguard.execution.providers import FakeProvider, Step
 
 REQUEST: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
@@ -23,9 +25,13 @@ class Clock:
         return self.t
 
 
+CONFIG = HealthConfig(consecutive_failures=3, probes=1, cooldown_s=30.0)
+
+
 def make(*members: tuple[str, FakeProvider, frozenset[str] | None, int], clock: Clock | None = None) -> DeploymentSet:
-    return DeploymentSet("m", [Member(n, p, r, w) for n, p, r, w in members], clock or Clock(),
-                         rng=random.Random(7))
+    clock = clock or Clock()
+    return DeploymentSet("m", [Member(n, p, r, w) for n, p, r, w in members], clock,
+                         health=LocalHealth(clock, CONFIG), rng=random.Random(7))
 
 
 async def test_spread_by_weight_and_drained_deployments() -> None:

@@ -48,6 +48,7 @@ class Decision:
     probe: bool = False
     tenant: str | None = None
     score: float | None = None  # a learned primary's per-prompt score (CONTRACT §7), else None
+    deployment: str | None = None  # for a model with deployments: the one chosen (CONTRACT §1 ``deployments``)
 
     @property
     def is_terminal(self) -> bool:
@@ -65,7 +66,7 @@ class Decision:
                 terminal["response"] = self.terminal.response
             if self.terminal.message is not None:
                 terminal["message"] = self.terminal.message
-        return {
+        out: dict[str, Any] = {
             "trace_id": self.trace_id,
             "policy": self.policy,
             "policy_version": self.policy_version,
@@ -82,3 +83,6 @@ class Decision:
             "probe": self.probe,
             "score": self.score,
         }
+        if self.deployment is not None:
+            out["deployment"] = self.deployment
+        return out

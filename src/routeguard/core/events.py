@@ -82,12 +82,16 @@ class FallbackUsed:
     error_class: str
     at: float
     trace_id: str = ""
+    from_deployment: str | None = None  # the last deployment of ``from_model`` that failed (models with deployments)
 
     event = "agent.routing.fallback"
     audit_kind = "fallback"
 
     def to_dict(self) -> dict[str, Any]:
-        return _base(self)
+        out = _base(self)
+        if self.from_deployment is None:
+            del out["from_deployment"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +102,16 @@ class HealthChanged:
     to_state: str
     detail: str
     at: float
+    deployment: str | None = None  # set: the breaker of this deployment of ``model`` moved, not the model's
 
     event = "agent.routing.health"
     audit_kind = "health.changed"
 
     def to_dict(self) -> dict[str, Any]:
-        return _base(self)
+        out = _base(self)
+        if self.deployment is None:
+            del out["deployment"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

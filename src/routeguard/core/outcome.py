@@ -12,7 +12,8 @@ from routeguard.core.defaults import ERROR_CLASSES
 __all__ = ["Outcome"]
 
 _KEYS = frozenset(
-    {"trace_id", "model", "ok", "error", "latency_ms", "partial_output", "tokens", "quality", "policy", "task_type"}
+    {"trace_id", "model", "ok", "error", "latency_ms", "partial_output", "tokens", "quality", "policy", "task_type",
+     "deployment"}
 )
 
 
@@ -32,6 +33,7 @@ class Outcome:
     quality: float | None = None
     policy: str | None = None
     task_type: str | None = None
+    deployment: str | None = None  # which of the model's deployments the call went to (CONTRACT §1)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
@@ -78,7 +80,11 @@ class Outcome:
         trace = data.get("trace_id")
         if trace is not None and len(str(trace)) > MAX_NAME:
             raise RoutingError("invalid_outcome", f"trace_id: at most {MAX_NAME} characters")
+        deployment = data.get("deployment")
+        if deployment is not None and (not isinstance(deployment, str) or not 0 < len(deployment) <= MAX_NAME):
+            raise RoutingError("invalid_outcome", f"deployment: expected a deployment name (1-{MAX_NAME} characters)")
         return cls(
+            deployment=deployment,
             model=model,
             ok=ok,
             trace_id=str(trace) if trace is not None else None,

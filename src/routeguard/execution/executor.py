@@ -29,7 +29,7 @@ from routeguard.core.health_view import HealthState
 from routeguard.core.model import Model, Policy, TerminalAction
 from routeguard.core.outcome import Outcome
 from routeguard.execution.apis import CHAT, Api, usage_tokens
-from routeguard.execution.deployments import SERVED_DEPLOYMENT
+from routeguard.execution.deployments import LAST_DEPLOYMENT, SERVED_DEPLOYMENT
 from routeguard.execution.providers.base import Provider
 from routeguard.execution.providers.openai_shapes import completion_to_chunks, make_completion
 from routeguard.execution.queue import HumanQueue, MemoryHumanQueue
@@ -73,7 +73,7 @@ class Executor:
         rng: random.Random | None = None,
     ) -> None:
         self.router = router
-        self.providers = ProviderRegistry(providers, clock=router.now)
+        self.providers = ProviderRegistry(providers, clock=router.now, health=router)
         self.queue: HumanQueue = queue if queue is not None else MemoryHumanQueue()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -164,7 +164,7 @@ class _Run:
         start = self.router.now()
         self.deadline = start + ctx.sla_ms / 1000 if ctx.sla_ms is not None else None
         self.last_error: ProviderError | None = None
-        self.pending_fallback: tuple[str, str, str] | None = None
+        self.pending_fallback: tuple[str, str, str, str | None] | None = None
         self.terminal_action: str | None = None  # the action actually carried out, once it is
         self.fallback_recorded = False
         self.tokens: tuple[int, int] | None = None  # the serving call's usage
@@ -186,9 +186,10 @@ class _Run:
         if self.first is None:
             self.first = decision
         if self.pending_fallback is not None:
-            policy, model, cls = self.pending_fallback
+            policy, model, cls, deployment = self.pending_fallback
             self.pending_fallback = None
-            self.router.emit(FallbackUsed(policy, model, decision.model, cls, self.router.now(), self.ctx.trace_id))
+            self.router.emit(FallbackUsed(policy, model, decision.model, cls, self.router.now(), self.ctx.trace_id,
+                                          deployment))
         if decision.model is None and self.last_error is not None and not self._error_admits_fallback():
             # a non-retryable error that no fallback is named for surfaces as itself, not as terminal
             self._finish_fallback(failed=True)
@@ -262,7 +263,8 @@ class _Run:
         self.router.report(
             Outcome(model=model, ok=ok, trace_id=self.ctx.trace_id, error=error,
                     latency_ms=(self.router.now() - started) * 1000, partial_output=partial,
-                    input_tokens=inp, output_tokens=out, policy=decision.policy)
+                    input_tokens=inp, output_tokens=out, policy=decision.policy,
+                    deployment=SERVED_DEPLOYMENT.get())
         )
 
     async def attempt_model(
@@ -275,7 +277,8 @@ class _Run:
             started = self.router.now()
             try:
                 SERVED_DEPLOYMENT.set(None)
-                provider = self.ex.providers.get(model, self.ctx.region)
+                LAST_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region, decision.policy, decision.deployment)
                 result = await call(provider, self._timeout(policy))
             except ProviderError as err:
                 self._report(decision, model_name, False, err.error_class.value, started)
@@ -329,7 +332,8 @@ class _Run:
 
     def _fail_over(self, decision: Decision, model: str, cls: str) -> None:
         self.failures[model] = cls
-        self.pending_fallback = (decision.policy, model, cls)  # emitted with its target by next_decision
+        # emitted with its target by next_decision
+        self.pending_fallback = (decision.policy, model, cls, LAST_DEPLOYMENT.get())
         raise _FailOver
 
     async def stream_model(
@@ -345,7 +349,8 @@ class _Run:
             held: list[dict[str, Any]] = []
             try:
                 SERVED_DEPLOYMENT.set(None)
-                provider = self.ex.providers.get(model, self.ctx.region)
+                LAST_DEPLOYMENT.set(None)
+                provider = self.ex.providers.get(model, self.ctx.region, decision.policy, decision.deployment)
                 stream = api.open(provider, request, self._timeout(policy))
                 async with aclosing(stream) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from routeguard.core.model import Endpoint, Model
-from routeguard.execution.deployments import DeploymentSet, Member
+from routeguard.execution.deployments import DeploymentHealth, DeploymentSet, Member
 from routeguard.execution.providers.base import Provider
 from routeguard.execution.providers.build import HTTP_TYPES, build_provider
 
@@ -22,11 +22,12 @@ class ProviderRegistry:
     """One provider per model; HTTP endpoints share one pooled transport."""
 
     def __init__(self, providers: Mapping[str, Provider] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, health: DeploymentHealth | None = None) -> None:
         self._explicit: dict[str, Provider] = dict(providers or {})
         self._built: dict[tuple[str, Endpoint], Provider] = {}
         self._sets: dict[Model, DeploymentSet] = {}
         self._clock = clock
+        self._health = health  # per-deployment health (the Router's tracker); None: each set keeps its own
         self._client: object | None = None
         self._lock = threading.Lock()
 
@@ -34,13 +35,15 @@ class ProviderRegistry:
         """Serve ``model`` with ``provider`` (in-process callables, fakes, custom transports)."""
         self._explicit[model] = provider
 
-    def get(self, model: Model, region: str | None = None) -> Provider:
-        """The model's provider; for a model with deployments, its set limited to ``region`` (residency)."""
+    def get(self, model: Model, region: str | None = None, policy: str | None = None,
+            prefer: str | None = None) -> Provider:
+        """The model's provider; for a model with deployments, its set limited to ``region`` (residency),
+        judged with ``policy``'s thresholds and trying the decision's deployment ``prefer`` first."""
         found = self._explicit.get(model.name)
         if found is not None:
             return found
         if model.deployments:
-            return self._deployment_set(model).in_region(region)
+            return self._deployment_set(model).in_region(region, policy, prefer)
         return self._endpoint(model.name, model.endpoint)
 
     def _endpoint(self, name: str, endpoint: Endpoint) -> Provider:
@@ -65,7 +68,8 @@ class ProviderRegistry:
             members = [Member("main", self._endpoint(model.name, model.endpoint), model.regions, 1)]
             members += [Member(d.name, self._endpoint(model.name, d.endpoint), d.regions or model.regions, d.weight)
                         for d in model.deployments]
-            found = self._sets.setdefault(model, DeploymentSet(model.name, members, self._clock))
+            found = self._sets.setdefault(model, DeploymentSet(model.name, members, self._clock,
+                                                                   health=self._health))
         return found
 
     async def aclose(self) -> None:

@@ -159,5 +159,6 @@ class LedgerRouter(Router):
             output_tokens=out.output_tokens,
             cost_usd=cost,
             quality=out.quality,
+            deployment=out.deployment,
         )
 

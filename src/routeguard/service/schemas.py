@@ -65,6 +65,7 @@ class DecisionOut(_Out):
     cost_estimate_usd: float | None
     rejected: list[dict[str, str]]
     score: float | None = None  # a learned primary's per-prompt score
+    deployment: str | None = None  # for a model with deployments: the one chosen (absent otherwise)
 
 
 _Name = Annotated[str, Field(min_length=1, max_length=200)]  # names fit the store's columns
@@ -84,6 +85,8 @@ class OutcomeIn(_In):
     quality: float | None = Field(None, ge=0, le=1)
     policy: str | None = None
     task_type: str | None = None
+    deployment: str | None = Field(None, min_length=1, max_length=200,
+                                   description="the model's deployment the call went to (feeds its own health)")
 
 
 class OutcomesAccepted(_Out):

@@ -225,7 +225,7 @@ class Simulation:
         elif isinstance(event, TerminalEngaged):
             run.terminal_events += 1
             run.notifications[event.event] += len(event.notify)
-        elif isinstance(event, HealthChanged):
+        elif isinstance(event, HealthChanged) and event.deployment is None:  # a model's, not a deployment's
             run.health_changes.append(event)
             if event.to_state == "unhealthy":  # a new probing period starts with its own budget
                 run.probing.pop((event.policy, event.model), None)

@@ -21,7 +21,7 @@ __all__ = ["EXPORT_COLUMNS", "LedgerEntry", "OutcomeLedger"]
 # the review's long form (CONTRACT §7) first, then what else the ledger knows
 EXPORT_COLUMNS = (
     "task_id", "task_class", "model", "quality", "cost_usd", "latency_ms", "input_tokens", "output_tokens",
-    "data_class", "ts", "ok", "error", "policy", "version", "tenant", "trace_id",
+    "data_class", "ts", "ok", "error", "policy", "version", "tenant", "trace_id", "deployment",
 )
 
 
@@ -42,6 +42,7 @@ class LedgerEntry:
     output_tokens: int = 0
     cost_usd: float | None = None
     quality: float | None = None
+    deployment: str | None = None  # the model's deployment the call went to (models with deployments)
 
 
 class OutcomeLedger:
@@ -104,4 +105,5 @@ def _export(r: OutcomeRow) -> dict[str, Any]:
         "version": r.version,
         "tenant": r.tenant,
         "trace_id": r.trace_id,
+        "deployment": r.deployment,
     }

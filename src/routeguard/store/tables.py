@@ -275,3 +275,4 @@ class OutcomeRow(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     quality: Mapped[float | None] = mapped_column(Float)
+    deployment: Mapped[str | None] = mapped_column(String(200))  # r0006: the deployment the call went to

@@ -14,6 +14,9 @@ state, scope, notifier). Never a tenant id or a trace id. Encodings:
 - `agent_routing_fallback_total{policy,from_model,result}`: one per request that left its first model;
   `result` `succeeded` when another model served it, `failed` when it ended terminal or in an error.
 - `agent_routing_terminal_total{policy,action}` counts `agent.routing.terminal` events.
+- Deployments (CONTRACT §1): `agent_routing_deployment_requests_total{policy,model,deployment}` counts requests
+  served by each deployment of a model that has them; `agent_routing_deployment_health{policy,model,deployment}`
+  is a deployment's own breaker (codes as above). `deployment` comes from the bundle, so it stays bounded.
 """
 
 from __future__ import annotations
@@ -162,6 +165,13 @@ class RoutingMetrics:
         self.requests = Counter(
             "agent_routing_requests_total", "Requests run to an end, by serving model and outcome.",
             ["policy", "model", "outcome"], registry=r)
+        self.deployment_requests = Counter(
+            "agent_routing_deployment_requests_total", "Requests served, by the deployment of the model that answered.",
+            ["policy", "model", "deployment"], registry=r)
+        self.deployment_health = Gauge(
+            "agent_routing_deployment_health",
+            "A deployment's own health under a policy: 0 healthy, 1 degraded or stale, 2 probing, 3 unhealthy.",
+            ["policy", "model", "deployment"], registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # hot-path label children, by values
         self._safe_global = False
         self._safe_tenants: set[str] = set()  # held in memory for the count only, never exported
@@ -193,6 +203,8 @@ class RoutingMetrics:
         else:
             outcome = "fallback"
         self._child(self.requests, first.policy, served.model or NO_MODEL, outcome).inc()
+        if served.deployment is not None and served.model is not None:
+            self._child(self.deployment_requests, first.policy, served.model, served.deployment).inc()
         self.hit_window.record(first.policy, outcome == "primary")
         if first.model is not None and (served.fell_back or served.model != first.model):
             result = "succeeded" if served.model is not None else "failed"
@@ -215,7 +227,7 @@ class RoutingMetrics:
             self.fallback_hops.labels(
                 policy=event.policy, from_model=event.from_model, error_class=event.error_class).inc()
         elif isinstance(event, HealthChanged):
-            self.set_model_health(event.policy, event.model, event.to_state)
+            self.set_model_health(event.policy, event.model, event.to_state, event.deployment)
         elif isinstance(event, SafeModeChanged):
             with self._lock:
                 if event.tenant is None:
@@ -230,16 +242,23 @@ class RoutingMetrics:
         self.observe_event(event)
 
     # ------------------------------------------------------------------ state set by the service
-    def set_model_health(self, policy: str, model: str, state: str) -> None:
+    def set_model_health(self, policy: str, model: str, state: str, deployment: str | None = None) -> None:
         code = HEALTH_CODES.get(str(getattr(state, "value", state)))
-        if code is not None:
+        if code is None:
+            return
+        if deployment is None:
             self.model_health.labels(policy=policy, model=model).set(code)
+        else:
+            self.deployment_health.labels(policy=policy, model=model, deployment=deployment).set(code)
 
     def sync_health(self, health: Mapping[str, Any]) -> None:
         """From `Router.health()`: `{model: {"policies": {policy: {"state": ...}}}}`."""
         for model, entry in health.items():
             for policy, view in ((entry or {}).get("policies") or {}).items():
                 self.set_model_health(policy, model, (view or {}).get("state", ""))
+            for deployment, found in ((entry or {}).get("deployments") or {}).items():
+                for policy, view in ((found or {}).get("policies") or {}).items():
+                    self.set_model_health(policy, model, (view or {}).get("state", ""), deployment)
 
     def set_safe_mode(self, state: SafeMode) -> None:
         with self._lock:

@@ -101,6 +101,8 @@ class SpanHandle:
         self.set("routeguard.fallback", served.fell_back)
         self.set("routeguard.attempts", served.attempts)
         self.set("routeguard.terminal", served.terminal)
+        if served.deployment is not None:
+            self.set("routeguard.deployment", served.deployment)
         self.set("gen_ai.response.model", served.model)
 
 

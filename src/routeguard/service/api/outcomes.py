@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +28,7 @@ _DOC: dict[str, Any] = {
 }
 
 
-def _parse(body: Any, known: set[str]) -> list[Outcome]:
+def _parse(body: Any, known: set[str], deployments: Mapping[str, tuple[str, ...]]) -> list[Outcome]:
     items = body if isinstance(body, list) else [body]
     if len(items) > _MAX_BATCH:
         raise ApiError(413, "payload_too_large", f"at most {_MAX_BATCH} outcomes per request")
@@ -40,6 +41,9 @@ def _parse(body: Any, known: set[str]) -> list[Outcome]:
             raise ApiError(422, "invalid_request", f"outcome{where}: {exc.message}") from exc
         if outcome.model not in known:
             raise ApiError(404, "unknown_model", f"outcome{where}: unknown model {outcome.model!r}")
+        if outcome.deployment is not None and outcome.deployment not in deployments.get(outcome.model, ()):
+            raise ApiError(422, "invalid_request", f"outcome{where}: deployment: {outcome.deployment!r} "
+                                                   f"is not a deployment of {outcome.model!r}")
         out.append(outcome)
     return out
 
@@ -56,7 +60,7 @@ def _parse(body: Any, known: set[str]) -> list[Outcome]:
 async def outcomes(request: Request, principal: Principal = ROUTER_OR_SIGNALER) -> Response:
     body = await json_body(request)
     state = get_state(request)
-    parsed = _parse(body, state.known_models())
+    parsed = _parse(body, state.known_models(), state.router.deployments_of())
     state.traces.admit(parsed, principal.has("signaler"), isinstance(body, list))
     await _report(state.router, parsed)
     if state.pump.pending:  # acknowledged once a routing change these outcomes caused is in the audit log
