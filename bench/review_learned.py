@@ -183,13 +183,28 @@ def main(argv: list[str] | None = None) -> int:
     }
     doc = {
         "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "runs": runs, "median": summary,
-        "targets": TARGETS,
+        "targets": TARGETS, "verdict": verdict(runs),
     }
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print(doc)
     return 0
+
+
+def verdict(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per target: the median over seeds, how many seeds meet it, and ``met`` (the median meets it)."""
+    figures = {
+        "overall_quality": [r["unseen"]["overall"]["quality_kept"][0] for r in runs],
+        "mmlu_saving": [r["unseen"]["mmlu"]["cost_saving"][0] for r in runs],
+        "gsm8k_saving": [r["unseen"]["gsm8k"]["cost_saving"][0] for r in runs],
+    }
+    return {
+        k: {"target": TARGETS[k], "median": statistics.median(v), "min": min(v), "max": max(v),
+            "seeds_meeting": sum(x >= TARGETS[k] for x in v), "seeds": len(v),
+            "met": statistics.median(v) >= TARGETS[k]}
+        for k, v in figures.items()
+    }
 
 
 def _print(doc: dict[str, Any]) -> None:
@@ -218,6 +233,10 @@ def _print(doc: dict[str, Any]) -> None:
         f"MMLU and ≥ {TARGETS['gsm8k_saving']:.0%} on GSM8K (RouteLLM published 95 % / 45 % MMLU, 35 % GSM8K, without "
         "the medical classes held on GPT-4). Medical MMLU classes stay on GPT-4 (data class)."
     )
+    for name, v in doc["verdict"].items():
+        status = "met" if v["met"] else "NOT MET"
+        console.print(f"{name}: median {v['median']:.1%} (range {v['min']:.1%}–{v['max']:.1%}) vs target "
+                      f"≥ {v['target']:.0%}: {status} ({v['seeds_meeting']}/{v['seeds']} seeds meet it)")
 
 
 if __name__ == "__main__":
