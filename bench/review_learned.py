@@ -8,7 +8,8 @@ quality kept (share of all-GPT-4 quality) and cost saving overall, on MMLU and o
 bootstrap intervals; the decision latency with the learned primary (p50/p99, scoring included); and the review's
 wall time. Tokens are estimated (characters / 4; 5 output tokens for MMLU, 150 for GSM8K).
 
-    .venv/bin/python bench/review.py --learned [--data FILE] [--tolerance 0.05] [--seeds 0 1 2 3 4] [--json]
+    .venv/bin/python bench/review.py --learned [--data FILE] [--tolerance 0.05] [--seeds 0 1 2 3 4]
+        [--per-class-limit X] [--class-limit CLASS=SHARE ...] [--json]
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def run_seed(
         writer.writerows(half_a)
     settings = ReviewSettings(
         tolerance=args.tolerance, seed=seed, resamples=args.resamples, per_class_limit=args.per_class_limit,
+        class_limits=tuple((k, float(v)) for k, _, v in (c.partition("=") for c in args.class_limit)),
         **({"learned_c": args.learned_c} if args.learned_c is not None else {}),
         **({"learned_holdout": args.learned_holdout} if args.learned_holdout is not None else {}),
     )
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--per-class-limit", type=float, default=None, help="default: 3 × tolerance")
+    parser.add_argument("--class-limit", action="append", default=[], metavar="CLASS=SHARE",
+                        help="a class's own per-class limit (repeatable), e.g. grade_school_math=0.05")
     parser.add_argument("--learned-c", type=float, default=None, help="inverse regularisation (default: review's)")
     parser.add_argument("--learned-holdout", type=float, default=None, help="review's held-back share (0.25)")
     parser.add_argument("--out", type=Path, default=None)
@@ -182,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         for ds in DATASETS
     }
     doc = {
-        "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "runs": runs, "median": summary,
+        "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "class_limits": args.class_limit,
+        "runs": runs, "median": summary,
         "targets": TARGETS, "verdict": verdict(runs),
     }
     if args.json:
