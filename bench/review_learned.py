@@ -8,7 +8,8 @@ quality kept (share of all-GPT-4 quality) and cost saving overall, on MMLU and o
 bootstrap intervals; the decision latency with the learned primary (p50/p99, scoring included); and the review's
 wall time. Tokens are estimated (characters / 4; 5 output tokens for MMLU, 150 for GSM8K).
 
-    .venv/bin/python bench/review.py --learned [--data FILE] [--tolerance 0.05] [--seeds 0 1 2 3 4] [--json]
+    .venv/bin/python bench/review.py --learned [--data FILE] [--tolerance 0.05] [--seeds 0 1 2 3 4]
+        [--per-class-limit X] [--class-limit CLASS=SHARE ...] [--json]
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def run_seed(
         writer.writerows(half_a)
     settings = ReviewSettings(
         tolerance=args.tolerance, seed=seed, resamples=args.resamples, per_class_limit=args.per_class_limit,
+        class_limits=tuple((k, float(v)) for k, _, v in (c.partition("=") for c in args.class_limit)),
         **({"learned_c": args.learned_c} if args.learned_c is not None else {}),
         **({"learned_holdout": args.learned_holdout} if args.learned_holdout is not None else {}),
     )
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--per-class-limit", type=float, default=None, help="default: 3 × tolerance")
+    parser.add_argument("--class-limit", action="append", default=[], metavar="CLASS=SHARE",
+                        help="a class's own per-class limit (repeatable), e.g. grade_school_math=0.05")
     parser.add_argument("--learned-c", type=float, default=None, help="inverse regularisation (default: review's)")
     parser.add_argument("--learned-holdout", type=float, default=None, help="review's held-back share (0.25)")
     parser.add_argument("--out", type=Path, default=None)
@@ -182,14 +186,30 @@ def main(argv: list[str] | None = None) -> int:
         for ds in DATASETS
     }
     doc = {
-        "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "runs": runs, "median": summary,
-        "targets": TARGETS,
+        "tolerance": args.tolerance, "per_class_limit": args.per_class_limit, "class_limits": args.class_limit,
+        "runs": runs, "median": summary,
+        "targets": TARGETS, "verdict": verdict(runs),
     }
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print(doc)
     return 0
+
+
+def verdict(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per target: the median over seeds, how many seeds meet it, and ``met`` (the median meets it)."""
+    figures = {
+        "overall_quality": [r["unseen"]["overall"]["quality_kept"][0] for r in runs],
+        "mmlu_saving": [r["unseen"]["mmlu"]["cost_saving"][0] for r in runs],
+        "gsm8k_saving": [r["unseen"]["gsm8k"]["cost_saving"][0] for r in runs],
+    }
+    return {
+        k: {"target": TARGETS[k], "median": statistics.median(v), "min": min(v), "max": max(v),
+            "seeds_meeting": sum(x >= TARGETS[k] for x in v), "seeds": len(v),
+            "met": statistics.median(v) >= TARGETS[k]}
+        for k, v in figures.items()
+    }
 
 
 def _print(doc: dict[str, Any]) -> None:
@@ -218,6 +238,10 @@ def _print(doc: dict[str, Any]) -> None:
         f"MMLU and ≥ {TARGETS['gsm8k_saving']:.0%} on GSM8K (RouteLLM published 95 % / 45 % MMLU, 35 % GSM8K, without "
         "the medical classes held on GPT-4). Medical MMLU classes stay on GPT-4 (data class)."
     )
+    for name, v in doc["verdict"].items():
+        status = "met" if v["met"] else "NOT MET"
+        console.print(f"{name}: median {v['median']:.1%} (range {v['min']:.1%}–{v['max']:.1%}) vs target "
+                      f"≥ {v['target']:.0%}: {status} ({v['seeds_meeting']}/{v['seeds']} seeds meet it)")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,43 @@ def test_the_chosen_threshold_meets_the_lower_bound_and_saves_most() -> None:
     assert all(p.cost_saving.value <= best.cost_saving.value for p in points if p.quality_kept.low >= 0.95)
     assert all(p.weak_share <= 0.95 for p in points)  # the held tasks never count as weak
     assert choose(points, 0.0001) is None or choose(points, 0.0001).quality_kept.low >= 0.9999
+
+
+def test_a_class_s_own_limit_caps_its_loss_and_leaves_the_others_to_the_default() -> None:
+    from routeguard.review.learned_calibrate import ClassCap
+
+    rng = np.random.default_rng(1)
+    n = 1000
+    classes = np.array(["math"] * 500 + ["trivia"] * 500)
+    qs = np.ones(n)
+    qw = (rng.random(n) < 0.7).astype(float)  # the weak arm loses 30 % of every class's quality
+    out = Outcomes(qs, qw, np.full(n, 1.0), np.full(n, 0.1))
+    ratio = rng.random(n)
+    weak = np.ones(n, dtype=bool)
+    scores = np.ones(n)
+    w = bootstrap_weights(n, 50, rng)
+
+    def class_loss(point_caps: ClassCap, klass: str) -> float:
+        from routeguard.review.learned_calibrate import _cap
+
+        moved, _ = _cap(out, weak, point_caps)
+        mask = classes == klass
+        return float((qs - np.where(moved, qw, qs))[mask].sum() / qs[mask].sum())
+
+    default = ClassCap(classes, ratio, 0.15)
+    own = ClassCap(classes, ratio, 0.15, {"math": 0.05})
+    assert 0.10 < class_loss(default, "math") <= 0.15
+    assert class_loss(own, "math") <= 0.05  # the owner's stricter limit for math
+    assert class_loss(own, "trivia") == class_loss(default, "trivia")  # the other class keeps the default
+    assert {"math", "trivia"} <= set(curve(out, scores, weak, w, own)[0].caps)
+
+
+def test_settings_give_each_class_its_own_limit_or_the_default() -> None:
+    from routeguard.review.settings import ReviewSettings
+
+    s = ReviewSettings(tolerance=0.05, class_limits=(("grade_school_math", 0.05),))
+    assert s.limit_for("grade_school_math") == 0.05
+    assert s.limit_for("marketing") == pytest.approx(0.15)
+    assert s.to_dict()["class_limits"] == {"grade_school_math": 0.05}
+    with pytest.raises(ValueError, match="class limit of x"):
+        ReviewSettings(class_limits=(("x", 1.5),))

@@ -119,3 +119,15 @@ def test_submit_draft_refusal_is_an_error() -> None:
     with pytest.raises(SubmitError, match="422") as exc:
         submit_draft("http://rg.local", {}, "l", token="t", transport=httpx.MockTransport(handler))
     assert exc.value.status == 422
+
+
+def test_cli_names_a_malformed_class_limit(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("models: {}\npolicies: {}\n")
+    (tmp_path / "e.csv").write_text("task_id,model\n1,a\n")
+    res = CliRunner().invoke(
+        _cli(),
+        ["review", "--config", str(tmp_path / "b.yaml"), "--evals", str(tmp_path / "e.csv"),
+         "--report", str(tmp_path / "o"), "--class-limit", "grade_school_math"],
+    )
+    assert res.exit_code == 2
+    assert "--class-limit" in res.output and "CLASS=SHARE" in res.output

@@ -73,6 +73,9 @@ def run(
     per_class_limit: Annotated[
         float | None, Opt(help="Max share one class may lose (default 3×tolerance).")
     ] = None,
+    class_limit: Annotated[
+        list[str] | None, Opt(help="CLASS=SHARE: that class's own per-class limit (repeatable).")
+    ] = None,
     min_class_n: Annotated[int, Opt(help="Fewer learn tasks than this: no change for the class.")] = 10,
     quality_target: Annotated[float | None, Opt(help="Absolute per-class quality target.")] = None,
     sample_per_class: Annotated[int | None, Opt(help="Cap on replayed tasks per affected class.")] = None,
@@ -128,6 +131,7 @@ def run(
             resamples=resamples,
             holdout=holdout,
             per_class_limit=per_class_limit,
+            class_limits=_class_limits(class_limit or []),
             min_class_n=min_class_n,
             quality_target=quality_target,
             sample_per_class=sample_per_class,
@@ -286,3 +290,18 @@ def convert(
         console.print(f"  note: {line}")
     if bundle_out is not None:
         console.print(f"example bundle: {bundle_out}")
+
+
+def _class_limits(items: list[str]) -> tuple[tuple[str, float], ...]:
+    """``--class-limit CLASS=SHARE`` values; ValueError naming the bad one."""
+    out = []
+    for item in items:
+        name, sep, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or value != value:
+            raise ValueError(f"--class-limit: expected CLASS=SHARE (e.g. grade_school_math=0.05), got {item!r}")
+        out.append((name.strip(), value))
+    return tuple(out)

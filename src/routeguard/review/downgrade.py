@@ -97,9 +97,10 @@ def _moves(plans: dict[int, ClassPlan], plan: Plan, matrix: EvalMatrix, s: Revie
         for name in cheaper:
             m = matrix.model_index(name)
             loss = (d.mean[cur] - d.mean[m]) / d.mean[cur] if d.mean[cur] > 0 else 0.0
-            if loss > s.class_limit:
+            limit = s.limit_for(p.ctx.task_class)
+            if loss > limit:
                 p.reasons.append(
-                    f"{name} would lose {loss:.1%} of this class's quality (limit {s.class_limit:.1%})"
+                    f"{name} would lose {loss:.1%} of this class's quality (limit {limit:.1%})"
                 )
                 continue
             if p.ctx.recent and not _strong(d, cur, m, s):

@@ -88,11 +88,13 @@ def replay_figures(out: Outcomes, weak: np.ndarray, weights: FloatArray) -> tupl
 
 @dataclass(frozen=True, slots=True)
 class ClassCap:
-    """The per-class limit: ``classes`` per task, ``ratio`` = saving / (1 - p) per task, the share ``limit``."""
+    """The per-class limit: ``classes`` per task, ``ratio`` = saving / (1 - p) per task, the share ``limit``
+    (``limits`` overrides it for named classes)."""
 
     classes: np.ndarray
     ratio: FloatArray
     limit: float
+    limits: dict[str, float] = field(default_factory=dict)
 
 
 def _cap(out: Outcomes, weak: np.ndarray, cap: ClassCap) -> tuple[np.ndarray, dict[str, float]]:
@@ -101,7 +103,7 @@ def _cap(out: Outcomes, weak: np.ndarray, cap: ClassCap) -> tuple[np.ndarray, di
     loss = out.q_strong - out.q_weak
     for klass in np.unique(cap.classes[weak]):
         in_class = cap.classes == klass
-        budget = cap.limit * out.q_strong[in_class].sum()
+        budget = cap.limits.get(str(klass), cap.limit) * out.q_strong[in_class].sum()
         moved = np.flatnonzero(weak & in_class)
         if loss[moved].sum() <= budget:
             continue

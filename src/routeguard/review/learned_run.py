@@ -107,7 +107,8 @@ def train_policy(
     weights = bootstrap_weights(len(res.learn), s.resamples, rng)
     cap = None
     if cost is not None:
-        cap = ClassCap(np.array([t.task_class for t in res.learn]), saving / np.maximum(1.0 - p, 1e-9), s.class_limit)
+        cap = ClassCap(np.array([t.task_class for t in res.learn]), saving / np.maximum(1.0 - p, 1e-9), s.class_limit,
+                       dict(s.class_limits))
     res.curve = curve(out, scores, eligible, weights, cap)
     res.chosen = choose(res.curve, s.tolerance)
     res.train_n, res.positive_share = len(idx), float(y[idx].mean())
@@ -117,8 +118,8 @@ def train_policy(
     if cost is not None and res.chosen.caps:
         cost["class_weight"] = _class_weights(res.chosen, float(cost["scale_usd"]))
         res.notes.append(
-            f"held to the per-class limit (at most {s.class_limit:.0%} of a class's quality lost): "
-            + ", ".join(sorted(res.chosen.caps))
+            f"held to the per-class limit (at most {s.class_limit:.0%} of a class's quality lost, unless its own "
+            "limit says otherwise): " + ", ".join(f"{k} ({s.limit_for(k):.0%})" for k in sorted(res.chosen.caps))
         )
     doc = fit_document(
         feats, classes, y[idx], c=s.learned_c, cost=cost,

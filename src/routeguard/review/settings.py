@@ -41,6 +41,8 @@ class ReviewSettings:
     learned_c: float = 3.0
     min_saving_share: float = 0.95  # smallest safe change: fewest moves reaching this share of the saving (1 = off)
     latency_bound: float = 0.2  # a proposed model slower (median) than the current one by more than this escalates
+    # an owner's stricter (or looser) limit for named classes: ((task class, share), ...); others use class_limit
+    class_limits: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tolerance < 1.0:
@@ -51,6 +53,9 @@ class ReviewSettings:
             raise ValueError(f"learned holdout must be between 0 and 1, got {self.learned_holdout}")
         if self.learned_folds < 2:
             raise ValueError(f"learned folds must be at least 2, got {self.learned_folds}")
+        for name, share in self.class_limits:
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"class limit of {name} must be between 0 and 1, got {share}")
         if self.resamples < 50:
             raise ValueError(f"resamples must be at least 50, got {self.resamples}")
 
@@ -58,7 +63,12 @@ class ReviewSettings:
     def class_limit(self) -> float:
         return self.per_class_limit if self.per_class_limit is not None else 3.0 * self.tolerance
 
+    def limit_for(self, task_class: str) -> float:
+        """The per-class limit of ``task_class``: its own from ``class_limits``, else ``class_limit``."""
+        return dict(self.class_limits).get(task_class, self.class_limit)
+
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["per_class_limit"] = self.class_limit
+        out["class_limits"] = dict(self.class_limits)
         return out

@@ -134,13 +134,14 @@ def _replay(
     else:
         loss = (base - prop) / base if base > 0 else 0.0
         worse = significantly_better(_swap(quality), s.alpha)
-        passed = loss <= s.class_limit or not worse
+        limit = s.limit_for(plan.ctx.task_class)
+        passed = loss <= limit or not worse
         why = f"class quality {base:.3f} -> {prop:.3f} on replay ({-loss:+.1%})"
         if not passed:
-            why += f": a significant loss beyond the per-class limit {s.class_limit:.1%}"
-        elif loss > s.class_limit:
+            why += f": a significant loss beyond the per-class limit {limit:.1%}"
+        elif loss > limit:
             beyond = True
-            why += f": beyond the per-class limit {s.class_limit:.1%} but not significantly worse"
+            why += f": beyond the per-class limit {limit:.1%} but not significantly worse"
     if quality.mcnemar_p is not None:
         why += f"; McNemar p={quality.mcnemar_p:.2g}, n={quality.n}"
     return ClassReplay(plan.proposed or "", quality.n, quality, cost, lat, passed, why, attempt, beyond)
