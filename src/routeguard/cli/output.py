@@ -7,25 +7,12 @@ hashes mid-word; piped consoles therefore do not soft-wrap text and render table
 from __future__ import annotations
 
 import json
-import os
 import sys
-from typing import Any, TextIO
+from typing import Any
 
-from rich.console import Console
+from routeguard.consoles import PIPE_WIDTH, make_console
 
 __all__ = ["PIPE_WIDTH", "console", "err_console", "make_console", "print_json"]
-
-PIPE_WIDTH = 160
-
-
-def make_console(stderr: bool = False) -> Console:
-    """A Console for stdout (or stderr) that does not break words when its stream is not a terminal."""
-    stream: TextIO = sys.stderr if stderr else sys.stdout
-    piped = not stream.isatty() and "COLUMNS" not in os.environ
-    if piped:
-        return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
-    return Console(stderr=stderr)
-
 
 console = make_console()
 err_console = make_console(stderr=True)

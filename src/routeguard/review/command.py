@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from routeguard.cli.output import make_console
+from routeguard.consoles import make_console
 
 __all__ = ["app"]
 
