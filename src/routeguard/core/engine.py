@@ -220,16 +220,9 @@ class _Walk:
                 kinds.add("unavailable")
             since = h.failing_since if h.state is not HealthState.HEALTHY else self.now
             return frozenset(kinds), since
-        limits = cand.model.limits
-        if limits is not None and (
-            (limits.rpm is not None and h.requests_last_min >= limits.rpm)
-            or (limits.tpm is not None and h.tokens_last_min + ctx.input_tokens + ctx.output_tokens > limits.tpm)
-        ):
-            used = f"{h.requests_last_min} req / {h.tokens_last_min} tokens in the last minute"
-            self.reject(cand, "quota_exhausted", used)
-            return _UNAVAILABLE, _NEG_INF
-        if ctx.sla_ms is not None and h.p95_latency_s is not None and h.p95_latency_s * 1000 > ctx.sla_ms:
-            self.reject(cand, "sla", f"observed p95 {h.p95_latency_s * 1000:.0f}ms > sla {ctx.sla_ms:.0f}ms")
+        over = self.limit_reason(cand, h)
+        if over is not None:
+            self.reject(cand, *over)
             return _UNAVAILABLE, _NEG_INF
         state = h.state
         if state is HealthState.HEALTHY:
@@ -280,7 +273,7 @@ class _Walk:
             if self.request_reason(cand)[0] is not None or self.context.failures.get(cand.name):
                 return selected
             h = self.model_health(cand)
-            if h.state in (HealthState.UNHEALTHY, HealthState.PROBING) or self._over_limits(cand, h):
+            if h.state in (HealthState.UNHEALTHY, HealthState.PROBING) or self.limit_reason(cand, h) is not None:
                 return selected  # a canary never keeps traffic on a model that is unhealthy or over quota
             if any(r.model == cand.name and r.reason not in _SOFT for r in self.rejected):
                 return selected
@@ -290,16 +283,19 @@ class _Walk:
             return cand
         return selected
 
-    def _over_limits(self, cand: Candidate, h: ModelHealth) -> bool:
-        """Over its rpm/tpm quota, or slower than the request's sla."""
+    def limit_reason(self, cand: Candidate, h: ModelHealth) -> tuple[str, str] | None:
+        """``(quota_exhausted | sla, detail)`` when ``cand`` is over its rpm/tpm quota or slower than the request's
+        sla; None otherwise. The walk and the canary hold judge limits the same way."""
         ctx = self.context
         limits = cand.model.limits
         if limits is not None and (
             (limits.rpm is not None and h.requests_last_min >= limits.rpm)
             or (limits.tpm is not None and h.tokens_last_min + ctx.input_tokens + ctx.output_tokens > limits.tpm)
         ):
-            return True
-        return ctx.sla_ms is not None and h.p95_latency_s is not None and h.p95_latency_s * 1000 > ctx.sla_ms
+            return "quota_exhausted", f"{h.requests_last_min} req / {h.tokens_last_min} tokens in the last minute"
+        if ctx.sla_ms is not None and h.p95_latency_s is not None and h.p95_latency_s * 1000 > ctx.sla_ms:
+            return "sla", f"observed p95 {h.p95_latency_s * 1000:.0f}ms > sla {ctx.sla_ms:.0f}ms"
+        return None
 
     def reject(self, cand: Candidate, reason: str, detail: str) -> None:
         self.rejected.append(Rejection(cand.name, reason, detail))

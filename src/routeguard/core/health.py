@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from routeguard.core import defaults as D
 from routeguard.core.breaker import (
@@ -33,6 +33,7 @@ from routeguard.core.breaker import (
     probe_admitted,
     step,
 )
+from routeguard.core.health_durable import dump_health, load_breakers, load_signals
 from routeguard.core.health_machine import (
     TRANSITIONS,
     ExternalSignal,
@@ -228,7 +229,7 @@ class HealthTracker:
         if breaker.state is _D and breaker.in_flight:
             fresh = tuple(t for t in breaker.in_flight if now - t < config.probe_timeout_s)
             if fresh != breaker.in_flight:
-                self._pairs[model][policy] = breaker = _replace_in_flight(breaker, fresh)
+                self._pairs[model][policy] = breaker = replace(breaker, in_flight=fresh)
         if not probe_admitted(breaker, config, now):
             return False
         self._step(policy, model, ProbeTaken(), now)
@@ -321,44 +322,16 @@ class HealthTracker:
 
     # ----------------------------------------------------------------- durable state (survives restarts)
     def export_state(self) -> dict[str, object]:
-        """Signals and ejections as plain data (epoch seconds), for the store."""
-        signals = [
-            {"model": m, "source": s.source, "status": s.status.value, "at": s.at, "ttl_s": s.ttl_s}
-            for m, by_source in self._signals.items() for s in by_source.values()
-        ]
-        breakers = [
-            {"model": m, "policy": p, "state": b.state.value, "since": b.since, "detail": b.detail,
-             "ejections": b.ejections, "cooldown_until": b.cooldown_until, "signal_ejected": b.signal_ejected,
-             "trouble_since": b.trouble_since}
-            for m, by_policy in self._pairs.items() for p, b in by_policy.items()
-            if b.state is not HealthState.HEALTHY or b.ejections
-        ]
-        return {"signals": signals, "breakers": breakers}
+        """Signals and ejections as plain data, for the store (:mod:`routeguard.core.health_durable`)."""
+        return dump_health(self._signals, self._pairs)
 
     def import_state(self, data: Mapping[str, object], now: float) -> None:
-        """Restore :meth:`export_state` (a restart): signals as they were, ejected and probing pairs as ejected
-        with their cooldown (a probing pair starts its probing period again), degraded pairs as degraded."""
+        """Restore :meth:`export_state` after a restart."""
         now = self._clamp(now)
-        for item in _items(data.get("signals")):
-            ttl = item.get("ttl_s")
-            self._signals.setdefault(str(item["model"]), {})[str(item["source"])] = ExternalSignal(
-                SignalStatus(str(item["status"])), float(item["at"]),  # type: ignore[arg-type]
-                float(ttl) if ttl is not None else None, str(item["source"]),  # type: ignore[arg-type]
-            )
-        for item in _items(data.get("breakers")):
-            state = HealthState(str(item["state"]))
-            if state is _P:
-                state = _U
-            trouble = item.get("trouble_since")
-            breaker = Breaker(
-                state=state, since=float(item["since"]), detail=str(item.get("detail", "")),  # type: ignore[arg-type]
-                ejections=int(item.get("ejections", 0)),  # type: ignore[call-overload]
-                cooldown_until=float(item.get("cooldown_until", -math.inf)),  # type: ignore[arg-type]
-                signal_ejected=bool(item.get("signal_ejected", False)), decay_anchor=now,
-                trouble_since=float(trouble) if trouble is not None else None,  # type: ignore[arg-type]
-                unproven=state is _D,
-            )
-            self._pairs.setdefault(str(item["model"]), {})[str(item["policy"])] = breaker
+        for model, signal in load_signals(data):
+            self._signals.setdefault(model, {})[signal.source] = signal
+        for model, policy, breaker in load_breakers(data, now):
+            self._pairs.setdefault(model, {})[policy] = breaker
 
     # ----------------------------------------------------------------- internals
     def _clamp(self, now: float) -> float:
@@ -422,14 +395,3 @@ class HealthTracker:
         return Figures(window_s, judged, failures, timeouts, streak, p95, counts.latency_samples,
                        counts.quality_n, counts.quality_mean)
 
-
-def _items(value: object) -> Iterable[Mapping[str, object]]:
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, Mapping)]
-    return []
-
-
-def _replace_in_flight(breaker: Breaker, in_flight: tuple[float, ...]) -> Breaker:
-    from dataclasses import replace
-
-    return replace(breaker, in_flight=in_flight)
