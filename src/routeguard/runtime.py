@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from routeguard.config.legacy import LEGACY_POLICY, legacy_bundle
 from routeguard.config.load import LoadedBundle, load_bundle
 from routeguard.core.context import RouteContext, SafeMode
-from routeguard.core.decision import Decision, DecisionStatus
+from routeguard.core.decision import Decision
 from routeguard.core.engine import CanaryRamp, decide, decide_policy, resolve_policy
-from routeguard.core.events import Event, EventSink, HealthChanged, SafeModeChanged
+from routeguard.core.events import Event, EventSink, HealthChanged
 from routeguard.core.health import HealthTracker
 from routeguard.core.health_fleet import FleetTracker
 from routeguard.core.health_view import HealthState
@@ -33,6 +33,7 @@ from routeguard.runtime_deployments import DeploymentControls
 from routeguard.runtime_fleet import FleetControls, FleetPort, ProbeGate
 from routeguard.runtime_health import HealthControls
 from routeguard.runtime_learned import LearnedScorers
+from routeguard.runtime_safe_mode import SafeModeControls
 from routeguard.runtime_views import WithoutProbes, health_snapshot
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ __all__ = ["STABLE_SCOPE", "Router"]
 
 STABLE_SCOPE = "all"
 _REFRESH_EVERY_S = 1.0
-_PROBE_MEMORY = 10_000
 
 
 def _new_trace_id() -> str:
@@ -50,7 +50,7 @@ def _new_trace_id() -> str:
     return os.urandom(16).hex()
 
 
-class Router(FleetControls, HealthControls, DeploymentControls):
+class Router(FleetControls, HealthControls, DeploymentControls, SafeModeControls):
     """Decide, report outcomes, watch routing changes; ``complete``/``stream`` call the models."""
 
     def __init__(
@@ -219,25 +219,6 @@ class Router(FleetControls, HealthControls, DeploymentControls):
         self._emit_all(events)
         return decision
 
-    def note_decision(self, decision: Decision) -> None:
-        """A decision handed to a caller who will call the model itself (the decision API, not the executor).
-
-        Feeds automatic safe mode: the caller's reported outcome for a fallback decision (same trace id) says
-        whether the fallback served; a terminal decision of a policy with fallbacks is a failed fallback.
-        """
-        if self._auto is None:
-            return
-        if decision.status is DecisionStatus.FALLBACK:
-            with self._lock:
-                if len(self._fallback_traces) >= _PROBE_MEMORY:
-                    self._fallback_traces.pop(next(iter(self._fallback_traces)))
-                self._fallback_traces[decision.trace_id] = decision.policy
-        elif decision.status is DecisionStatus.TERMINAL:
-            table = self.table_for(decision.tenant)[1]
-            compiled = table.policies.get(decision.policy)
-            if compiled is not None and (compiled.policy.fallbacks or compiled.n_arms > 1):
-                self.record_fallback_result(True)
-
     def _ramp_for(self, ctx: RouteContext, table: RoutingTable, scope: str) -> CanaryRamp | None:
         if scope not in self._canary_scopes:  # computed once per publish, not per decision
             return None
@@ -283,53 +264,6 @@ class Router(FleetControls, HealthControls, DeploymentControls):
         self._emit_all(events)
         if fallback is not None:
             self.record_fallback_result(not out.ok)
-
-    def record_fallback_result(self, failed: bool) -> None:
-        """A request that needed a fallback ended (``failed``: error or terminal) — feeds auto safe mode."""
-        events: list[Event] = []
-        with self._lock:
-            if self._auto is None or self._safe.global_on:
-                return
-            now = self._clock()
-            self._auto.record(now, failed)
-            verdict = self._auto.verdict(now)
-            if verdict.breached:
-                self._safe = SafeMode(True, self._safe.tenants)
-                events.append(
-                    SafeModeChanged(True, f"automatic: {verdict.detail}", now, automatic=True,
-                                    figures={"rate": verdict.rate, "samples": verdict.samples})
-                )
-                events += self._refresh(now, force=True)
-        self._emit_all(events)
-
-    # ----------------------------------------------------------------- safe mode
-    @property
-    def safe_mode(self) -> SafeMode:
-        return self._safe
-
-    def set_safe_mode(
-        self, enabled: bool, *, tenant: str | None = None, reason: str = "", by: str = "operator"
-    ) -> None:
-        with self._lock:
-            now = self._clock()
-            before = self._safe
-            if tenant is None:
-                self._safe = SafeMode(enabled, self._safe.tenants)
-            else:
-                tenants = set(self._safe.tenants)
-                (tenants.add if enabled else tenants.discard)(tenant)
-                self._safe = SafeMode(self._safe.global_on, frozenset(tenants))
-            if self._safe == before:
-                return  # nothing changed: no event, no routing change
-            text = reason or ("on" if enabled else "off")
-            events: list[Event] = [SafeModeChanged(enabled, text, now, tenant, by)]
-            events += self._refresh(now, force=True)
-        self._emit_all(events)
-
-    def load_safe_mode(self, state: SafeMode) -> None:
-        """Restore persisted safe mode without emitting events (service start)."""
-        with self._lock:
-            self._safe = state
 
     # ----------------------------------------------------------------- route state
     def refresh(self) -> None:

@@ -13,7 +13,9 @@ In a fleet with ``--redis``, one replica checks each model per interval: the ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from routeguard.core.model import Model
@@ -22,7 +24,9 @@ from routeguard.execution.providers.base import Provider, ProviderError
 if TYPE_CHECKING:
     from routeguard.runtime import Router
 
-__all__ = ["ActiveChecker", "well_formed"]
+__all__ = ["ActiveChecker", "run_checks", "well_formed"]
+
+log = logging.getLogger("routeguard.health")
 
 
 def well_formed(completion: object) -> bool:
@@ -87,3 +91,30 @@ class ActiveChecker:
             self._running.discard(model.name)
         self.router.check_result(model.name, ok, error=error, interval_s=check.interval_s)
         return ok
+
+
+async def run_checks(
+    router_of: Callable[[], Router],
+    clock: Callable[[], float],
+    claim: Callable[[Model], Awaitable[bool]],
+    every_s: float = 0.5,
+) -> None:
+    """The service's loop (until cancelled): every ``every_s`` start the checks that are due, each as its own task
+    so a slow one holds up no other. ``router_of`` is asked each time (a legacy router may be replaced);
+    ``claim(model)`` says whether this replica checks it this interval (in a fleet, one replica does)."""
+    checker: ActiveChecker | None = None
+    running: set[asyncio.Task[bool]] = set()
+    while True:
+        try:
+            router = router_of()
+            if checker is None or checker.router is not router:
+                checker = ActiveChecker(router, router.executor.providers.get)
+            for model in await asyncio.to_thread(checker.due, clock()):
+                if not await claim(model):
+                    continue  # another replica checks it this interval; its result reaches us through the fleet
+                task = asyncio.get_running_loop().create_task(checker.check(model))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        except Exception:
+            log.exception("active health checks failed")
+        await asyncio.sleep(every_s)

@@ -26,10 +26,11 @@ from routeguard.core.context import SafeMode
 from routeguard.core.decision import Decision
 from routeguard.core.egress import EgressRules
 from routeguard.core.events import Event, RouteChanged, SafeModeChanged, TerminalEngaged
+from routeguard.core.model import Model
 from routeguard.core.model import Notifier as NotifierConfig
 from routeguard.core.table import RoutingTable
 from routeguard.event_pump import EventPump
-from routeguard.execution.health_checks import ActiveChecker
+from routeguard.execution.health_checks import run_checks
 from routeguard.notify import Dispatcher, DispatchOptions, Notifier, build_notifiers
 from routeguard.runtime import Router
 from routeguard.service.approvals import ApprovalWatch
@@ -109,7 +110,6 @@ class ServiceState:
             [self.sink, self.health_keeper], [self.metrics.observe_event, self._kick_on, self.reviews.observe]
         ).start()
         self.traces = TraceBook()
-        self._checker: ActiveChecker | None = None
         self.fleet_health: FleetHealth | None = None  # with --redis: health shared with the fleet
         self.redis_prefix = fleet_prefix(settings.db_url)  # one fleet = one store: its keys in Redis
         if settings.redis_url:
@@ -322,30 +322,11 @@ class ServiceState:
                 log.exception("background refresh failed")
             await asyncio.sleep(self.settings.tick_s)
 
-    async def _run_health_checks(self) -> None:
-        """Models' active health checks (CONTRACT §1), each as its own task so a slow one holds up no other."""
-        running: set[asyncio.Task[bool]] = set()
-        while True:
-            try:
-                router = self.router
-                if self._checker is None or self._checker.router is not router:  # a legacy router was replaced
-                    self._checker = ActiveChecker(router, router.executor.providers.get)
-                checker = self._checker
-                for model in await asyncio.to_thread(checker.due, self.settings.clock()):
-                    if not await self._claim_check(model.name, model.health_check):
-                        continue  # another replica checks it this interval; its result reaches us by Redis
-                    task = asyncio.get_running_loop().create_task(checker.check(model))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-            except Exception:
-                log.exception("active health checks failed")
-            await asyncio.sleep(_CHECK_EVERY_S)
-
-    async def _claim_check(self, model: str, check: Any) -> bool:
-        link = self.fleet_health
+    async def _claim_check(self, model: Model) -> bool:
+        link, check = self.fleet_health, model.health_check
         if link is None or check is None:
             return True
-        return await asyncio.to_thread(link.claim_check, model, float(check.interval_s))
+        return await asyncio.to_thread(link.claim_check, model.name, float(check.interval_s))
 
     def start(self) -> None:
         if self.fleet_health is not None:
@@ -365,7 +346,8 @@ class ServiceState:
             )
         if self._checks is None:
             self._checks = asyncio.get_running_loop().create_task(
-                self._run_health_checks(), name="routeguard-health-checks"
+                run_checks(lambda: self.router, self.settings.clock, self._claim_check, _CHECK_EVERY_S),
+                name="routeguard-health-checks",
             )
 
     def settle(self, timeout_s: float = 2.0) -> None:
