@@ -137,8 +137,14 @@ def test_health_history_is_sampled_while_nobody_watches(dev: Service) -> None:
         return int(re.search(r"error rate over the last (\d+) samples", page).group(1))  # type: ignore[union-attr]
 
     before = samples()
-    time.sleep(2.5)  # no page is read meanwhile; a page read adds at most one sample itself
-    assert samples() - before >= 2  # without the sampler: exactly 1
+    reads = 0
+    for _ in range(8):  # a page read adds at most one sample itself: without the sampler, growth <= reads
+        time.sleep(2.5)  # no page is read meanwhile
+        reads += 1
+        grown = samples() - before
+        if grown > reads:
+            break
+    assert grown > reads, (grown, reads)  # the sampler took samples while nobody watched
 
 
 def test_no_secret_is_ever_rendered(dev: Service) -> None:
